@@ -1,0 +1,48 @@
+"""The AdaptiveAgent contract shared by learned and classic agents.
+
+An agent is four pure functions. Its adaptation state (counts, posteriors, a recurrent hidden
+state, adapted parameters) lives in `agent_state`, a pytree threaded through a trial:
+
+  init(params, key, num_episodes) -> agent_state
+  act(params, agent_state, obs, key) -> (action, agent_state)
+  observe(params, agent_state, transition) -> agent_state
+  end_episode(params, agent_state, episode_index, key) -> agent_state
+
+`params` holds trained weights and hyperparameters as a pytree of arrays, so a sweep over a
+hyperparameter is a `vmap` over params rather than a recompile per value. `episode_index` comes
+from the trial's outer scan: it is the same for every task in a batch, so schedules on it stay
+cheap under `vmap`. A `task_aware` agent (the oracle) is given the task as a fourth argument of
+`init`; no other agent sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+
+class Transition(NamedTuple):
+    """One step as an agent observes it (single task, no batch axis)."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    done: jax.Array
+
+
+class AdaptiveAgent(NamedTuple):
+    """Four pure functions; see the module docstring for their signatures."""
+
+    init: Callable[..., Any]
+    act: Callable[..., Any]
+    observe: Callable[..., Any]
+    end_episode: Callable[..., Any]
+    task_aware: bool = False
+
+
+def no_end_episode(params, agent_state, episode_index, key):
+    """`end_episode` for agents whose state does not change at episode boundaries."""
+    del params, episode_index, key
+    return agent_state

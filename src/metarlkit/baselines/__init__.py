@@ -1,0 +1,6 @@
+"""Classic adaptive baselines, each an AdaptiveAgent, looked up by name."""
+
+from metarlkit.baselines import bandit  # noqa: F401  (registers the bandit agents)
+from metarlkit.baselines.core import Baseline, Knob, ResolvedAgent, get, names, register, resolve
+
+__all__ = ["Baseline", "Knob", "ResolvedAgent", "get", "names", "register", "resolve"]

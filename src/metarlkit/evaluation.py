@@ -1,0 +1,285 @@
+"""The meta-test protocol: one evaluator for every agent, learned or classic.
+
+An AdaptiveAgent runs one trial on each task of a fixed, seeded task set (compiled, `vmap`ped over
+tasks, in chunks of tasks so memory stays bounded). Environment draws come from the split's
+environment keys and agent draws from `seed`, so every agent sees the same draws on the same task
+(common random numbers) and paired differences between agents have small errors.
+
+Metrics (per task, then mean and 95% half-width over tasks; `ci95` always means the half-width
+t_{0.975, M-1} * s / sqrt(M)):
+  per_episode_return[e]  realised return of episode e;
+  total_reward           sum of realised returns over the trial;
+  expected_total_reward  sum over steps of the expected reward of the action taken (bandits, MDPs);
+  regret                 sum over episodes of (optimal expected return - realised return);
+  pseudo_regret          sum over steps of (optimal expected reward - expected reward of the
+                         chosen action), where the family defines per-step optima (bandits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metarlkit.agents import AdaptiveAgent
+from metarlkit.tasks.base import TaskFamily
+from metarlkit.tasks.tasksets import (
+    ENV_SEED,
+    TASK_SET_SEED,
+    check_split,
+    env_keys,
+    task_keys,
+    task_set_hash,
+)
+from metarlkit.trial import run_trial
+
+MAX_STEPS_PER_CHUNK = 2**22  # tasks x episodes x steps x sweep points held in memory at once
+
+
+def mean_ci(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 95% half-width (Student t) over `axis`; the half-width is nan for one sample."""
+    from scipy import stats
+
+    x = np.asarray(x, np.float64)
+    n = x.shape[axis]
+    mean = x.mean(axis=axis)
+    if n < 2:
+        return mean, np.full_like(mean, np.nan)
+    half = stats.t.ppf(0.975, n - 1) * x.std(axis=axis, ddof=1) / math.sqrt(n)
+    return mean, half
+
+
+def _stat(x: np.ndarray) -> dict[str, float | None]:
+    mean, half = mean_ci(x)
+    return {"mean": _num(mean), "ci95": _num(half)}
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Per-task outcomes of one agent on one task set, and their summaries.
+
+    Arrays are numpy, indexed [task] or [task, episode]; `action_counts` is summed over tasks,
+    [episode, step, action].
+    """
+
+    family: TaskFamily
+    agent_name: str
+    hyperparameters: dict[str, Any]
+    split: str
+    seed: int
+    num_episodes: int
+    returns: np.ndarray
+    expected_returns: np.ndarray
+    optimal_expected: np.ndarray
+    optimal_return: np.ndarray
+    action_counts: np.ndarray
+    wall_time_s: float
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_tasks(self) -> int:
+        return self.returns.shape[0]
+
+    @property
+    def total_reward(self) -> np.ndarray:
+        return self.returns.sum(axis=1)
+
+    @property
+    def expected_total_reward(self) -> np.ndarray:
+        return self.expected_returns.sum(axis=1)
+
+    @property
+    def regret(self) -> np.ndarray:
+        return self.num_episodes * self.optimal_return - self.total_reward
+
+    @property
+    def pseudo_regret(self) -> np.ndarray | None:
+        if not self.family.defines_pseudo_regret:
+            return None
+        return (self.optimal_expected - self.expected_returns).sum(axis=1)
+
+    def summary(self, provenance: bool = True) -> dict[str, Any]:
+        """The JSON object of `metarlkit evaluate --json`."""
+        out: dict[str, Any] = {
+            "task": self.family.spec(),
+            "agent": self.agent_name,
+            "hyperparameters": self.hyperparameters,
+            "split": self.split,
+            "num_tasks": self.num_tasks,
+            "episodes": self.num_episodes,
+            "total_reward": _stat(self.total_reward),
+            "expected_total_reward": _stat(self.expected_total_reward),
+            "regret": _stat(self.regret),
+            "pseudo_regret": None if self.pseudo_regret is None else _stat(self.pseudo_regret),
+            "optimal_total_reward": _stat(self.num_episodes * self.optimal_return),
+            "per_episode_return": [
+                {"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(self.returns))
+            ],
+        }
+        out.update(self.extra)
+        if provenance:
+            out["provenance"] = self.provenance()
+        return out
+
+    def provenance(self) -> dict[str, Any]:
+        from metarlkit import __version__
+        from metarlkit.utils import git_commit
+
+        device = jax.devices()[0]
+        return {
+            "metarlkit_version": __version__,
+            "git_commit": git_commit(),
+            "jax_version": jax.__version__,
+            "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+            "task_family_version": self.family.version,
+            "task_set_seed": TASK_SET_SEED,
+            "env_seed": ENV_SEED,
+            "agent_seed": self.seed,
+            "split": self.split,
+            "task_set_hash": task_set_hash(self.family, self.split, self.num_tasks),
+            "hyperparameters": self.hyperparameters,
+            "wall_time_s": round(self.wall_time_s, 3),
+        }
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool):
+    """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums."""
+    num_actions = family.num_actions
+
+    def per_task(params, task, env_key, agent_key):
+        rec = run_trial(family, agent, params, task, env_key, agent_key, num_episodes)
+        counts = jnp.zeros((num_episodes * family.horizon, num_actions), jnp.float32)
+        flat = jnp.arange(num_episodes * family.horizon)
+        counts = counts.at[flat, rec.action.reshape(-1)].add(rec.valid.reshape(-1))
+        return {
+            "returns": rec.reward.sum(-1),
+            "expected_returns": rec.expected_reward.sum(-1),
+            "optimal_expected": rec.optimal_expected_reward.sum(-1),
+            "optimal_return": family.optimal_return(task),
+            "action_counts": counts.reshape(num_episodes, family.horizon, num_actions),
+        }
+
+    def batch(params, tasks, env_keys_, agent_keys_, weight):
+        out = jax.vmap(per_task, in_axes=(None, 0, 0, 0))(params, tasks, env_keys_, agent_keys_)
+        out["action_counts"] = jnp.einsum("m,m...->...", weight, out["action_counts"])
+        return out
+
+    if sweep:
+        batch = jax.vmap(batch, in_axes=(0, None, None, None, None))
+    return jax.jit(batch)
+
+
+def agent_keys(seed: int, indices) -> jax.Array:
+    """Agent keys per task index: the same task gets the same agent draws however tasks are chunked."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(indices, jnp.uint32))
+
+
+def evaluate(
+    agent: AdaptiveAgent,
+    family: TaskFamily,
+    params: Any = None,
+    *,
+    num_episodes: int,
+    num_tasks: int,
+    split: str = "test",
+    seed: int = 0,
+    name: str = "agent",
+    hyperparameters: dict[str, Any] | None = None,
+    chunk_size: int | None = None,
+) -> EvalResult:
+    """Runs `agent` on the first `num_tasks` tasks of `split`, one trial of `num_episodes` each.
+
+    Args:
+      agent: any AdaptiveAgent (classic baseline, trained agent, or user-written).
+      family: the task family.
+      params: the agent's params pytree (weights and hyperparameters); None if it needs none.
+      num_episodes: episodes per trial.
+      num_tasks: size of the task set (a prefix of the split).
+      split: 'test' (default), 'validation' or 'train'.
+      seed: the agent's randomness; the tasks and environment draws are fixed by family and split.
+      name: the agent's spec, recorded in outputs.
+      hyperparameters: recorded in outputs.
+      chunk_size: tasks per compiled call (default: as many as fit MAX_STEPS_PER_CHUNK).
+
+    Returns:
+      EvalResult.
+    """
+    start = time.perf_counter()
+    out, counts = _evaluate_many(
+        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None
+    )
+    wall = time.perf_counter() - start
+    return EvalResult(
+        family=family,
+        agent_name=name,
+        hyperparameters=dict(hyperparameters or {}),
+        split=split,
+        seed=seed,
+        num_episodes=num_episodes,
+        returns=out["returns"],
+        expected_returns=out["expected_returns"],
+        optimal_expected=out["optimal_expected"],
+        optimal_return=out["optimal_return"],
+        action_counts=counts,
+        wall_time_s=wall,
+    )
+
+
+def evaluate_sweep(
+    agent: AdaptiveAgent,
+    family: TaskFamily,
+    params_batch: Any,
+    *,
+    num_episodes: int,
+    num_tasks: int,
+    split: str = "validation",
+    seed: int = 0,
+    chunk_size: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Evaluates a batch of params (leading axis G) in one compiled program.
+
+    Returns per-task arrays with a leading sweep axis: `returns` and `expected_returns` [G, M, E],
+    `optimal_expected` [G, M, E], `optimal_return` [G, M].
+    """
+    size = jax.tree_util.tree_leaves(params_batch)[0].shape[0]
+    out, _ = _evaluate_many(
+        agent, family, params_batch, num_episodes, num_tasks, split, seed, chunk_size, size
+    )
+    return out
+
+
+def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size):
+    family.check_episodes(num_episodes)
+    check_split(split, num_tasks)
+    fn = _compiled(family, agent, num_episodes, sweep_size is not None)
+    steps = num_episodes * family.horizon * (sweep_size or 1)
+    chunk = chunk_size or max(1, min(num_tasks, MAX_STEPS_PER_CHUNK // steps))
+    axis = 0 if sweep_size is None else 1
+    pieces, counts = [], None
+    for start in range(0, num_tasks, chunk):
+        # Every chunk has one shape (no recompiles): the last is padded by repeating earlier tasks,
+        # and only the first `keep` results of it are used.
+        keep = min(chunk, num_tasks - start)
+        idx = np.arange(start, start + chunk) % num_tasks
+        tasks = jax.vmap(family.sample_task)(task_keys(split, idx))
+        weight = (np.arange(chunk) < keep).astype(np.float32)
+        out = fn(params, tasks, env_keys(split, idx), agent_keys(seed, idx), weight)
+        out = jax.tree_util.tree_map(np.asarray, out)
+        chunk_counts = out.pop("action_counts")
+        pieces.append({k: np.take(v, np.arange(keep), axis=axis) for k, v in out.items()})
+        counts = chunk_counts if counts is None else counts + chunk_counts
+    merged = {k: np.concatenate([p[k] for p in pieces], axis=axis) for k in pieces[0]}
+    return merged, counts

@@ -1,0 +1,102 @@
+"""Parsing and checking of `NAME:key=value,key=value` specs (tasks and agents).
+
+The same strings are used on the command line, in config files and in JSON outputs, so a spec
+round-trips: `format_spec(*parse_spec(s))` names the same object as `s`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+
+class SpecError(ValueError):
+    """A bad task or agent spec; the message is one line that names the fix."""
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Splits `NAME:key=value,...` into the name and a dict of raw string options."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError("empty spec: give NAME or NAME:key=value,key=value")
+    name, _, rest = spec.strip().partition(":")
+    options: dict[str, str] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or not key or not value:
+                raise SpecError(
+                    f"bad option {item!r} in {spec!r}: write options as key=value separated by commas"
+                )
+            if key in options:
+                raise SpecError(f"option {key!r} given twice in {spec!r}")
+            options[key] = value
+    return name.strip(), options
+
+
+def format_spec(name: str, options: dict[str, Any]) -> str:
+    """Inverse of `parse_spec` for options whose values print without commas."""
+    if not options:
+        return name
+    return name + ":" + ",".join(f"{k}={v}" for k, v in options.items())
+
+
+def _convert(raw: Any, kind: Any, what: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if kind is bool:
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise SpecError(f"{what} must be {kind.__name__}, got {raw!r}") from None
+    return raw
+
+
+def build_options(cls: type, options: dict[str, Any], what: str) -> Any:
+    """Instantiates the frozen dataclass `cls` from (possibly string) options, with clear errors.
+
+    Unknown keys are rejected with the list of valid ones; values are converted to the field's
+    annotated type; `__post_init__` checks raise `SpecError` (or ValueError, re-raised as one).
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        valid = ", ".join(sorted(fields)) or "(none)"
+        raise SpecError(f"{what} has no option {unknown[0]!r}; valid options: {valid}")
+    kwargs = {}
+    for key, raw in options.items():
+        kind = hints[key]
+        if typing.get_origin(kind) is typing.Union:  # Optional[X]
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            kind = args[0] if args else str
+        kwargs[key] = _convert(raw, kind, f"{what} option {key!r}")
+    try:
+        return cls(**kwargs)
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise SpecError(f"{what}: {err}") from None
+
+
+def options_of(obj: Any) -> dict[str, Any]:
+    """The init fields of a dataclass instance, in declaration order."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+
+
+def closest(name: str, names: typing.Iterable[str]) -> str:
+    """`; did you mean X?` when a close match exists, else ''."""
+    import difflib
+
+    match = difflib.get_close_matches(name, list(names), n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""

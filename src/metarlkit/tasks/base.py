@@ -1,0 +1,114 @@
+"""The TaskFamily contract: a distribution over MDPs written as pure, jit- and vmap-friendly functions.
+
+A family instance is a frozen dataclass of its options (hashable, so it can close over compiled
+functions). It holds no Python state: a *task* is a pytree of parameters drawn by `sample_task`,
+and every method is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+PyTree = Any
+
+
+class StepInfo(NamedTuple):
+    """What a step reports besides the reward (scalars).
+
+    expected_reward: expected reward of the action just taken, given the task (and, for restless
+      bandits, the current arm means).
+    optimal_expected_reward: expected reward of the best action at this step; with
+      `expected_reward` it gives pseudo-regret where `TaskFamily.defines_pseudo_regret`.
+    """
+
+    expected_reward: Array
+    optimal_expected_reward: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFamily:
+    """Base class of task families. Subclasses are frozen dataclasses whose fields are options.
+
+    Class attributes every family sets:
+      name: registry name.
+      version: bumped whenever dynamics or task sampling change; recorded in every output.
+      reward_model: 'bernoulli' (rewards in {0, 1}), 'gaussian' (unit-variance noise around a
+        mean) or 'other'; classic bandit agents pick their posterior from it.
+      defines_pseudo_regret: True when `StepInfo.optimal_expected_reward` is meaningful per step.
+      description: one line for `metarlkit tasks`.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    reward_model: ClassVar[str] = "other"
+    defines_pseudo_regret: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    # --- shape information -------------------------------------------------------------------
+    @property
+    def num_actions(self) -> int:
+        """Number of discrete actions."""
+        raise NotImplementedError
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """Shape of one observation (float32)."""
+        raise NotImplementedError
+
+    @property
+    def horizon(self) -> int:
+        """Maximum number of steps in one episode; the step function reports done at the end."""
+        raise NotImplementedError
+
+    @property
+    def default_episodes(self) -> int | None:
+        """Episodes per trial when the family fixes it (e.g. 1 for one-episode trials), else None."""
+        return None
+
+    # --- dynamics -----------------------------------------------------------------------------
+    def sample_task(self, key: Array) -> PyTree:
+        """Draws one task (a pytree of arrays) from the family's distribution."""
+        raise NotImplementedError
+
+    def reset(self, key: Array, task: PyTree) -> tuple[Array, PyTree]:
+        """Starts an episode of `task`. Returns (obs, env_state)."""
+        raise NotImplementedError
+
+    def step(self, key: Array, env_state: PyTree, action: Array, task: PyTree):
+        """One transition. Returns (obs, env_state, reward, done, StepInfo)."""
+        raise NotImplementedError
+
+    def optimal_return(self, task: PyTree) -> Array:
+        """Expected return of one episode under the best task-aware policy."""
+        raise NotImplementedError
+
+    def oracle_action(self, task: PyTree, obs: Array, t: Array) -> Array:
+        """The best task-aware action at step `t` of an episode, seeing observation `obs`."""
+        raise NotImplementedError
+
+    # --- conveniences -------------------------------------------------------------------------
+    def spec(self) -> str:
+        """The `NAME:key=value` string that rebuilds this family with `tasks.make`."""
+        from metarlkit.specs import format_spec, options_of
+
+        return format_spec(self.name, dict(sorted(options_of(self).items())))
+
+    def check_episodes(self, num_episodes: int) -> None:
+        """Raises a one-line ValueError when a trial length does not suit the family."""
+        if not isinstance(num_episodes, int) or num_episodes < 1:
+            raise ValueError(f"episodes must be a whole number >= 1, got {num_episodes!r}")
+        fixed = self.default_episodes
+        if fixed is not None and num_episodes != fixed:
+            raise ValueError(
+                f"{self.name} trials are {fixed} episode(s) long (set the number of pulls with the "
+                f"task option instead); use --episodes {fixed}"
+            )
+
+
+def zero_obs(shape: tuple[int, ...]) -> Array:
+    return jnp.zeros(shape, jnp.float32)

@@ -1,0 +1,68 @@
+"""Fixed, seeded train / validation / test task sets.
+
+Task i of split `s` is `family.sample_task(fold_in(fold_in(PRNGKey(TASK_SET_SEED), SPLIT_IDS[s]), i))`,
+so a set of M tasks is the first M of its split: results on 100 tasks are a prefix of those on 1000.
+The environment randomness of task i (reward noise, transitions) is keyed by
+`fold_in(fold_in(PRNGKey(ENV_SEED), SPLIT_IDS[s]), i)`, then by episode and step inside the trial,
+and never by the agent's seed: every agent evaluated on a split sees the same draws
+(common random numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metarlkit.tasks.base import TaskFamily
+
+TASK_SET_SEED = 20161102  # the RL2 paper's arXiv submission date
+ENV_SEED = 20161117  # the date of "Learning to reinforcement learn"
+SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
+SPLIT_SIZES = {"train": 2**31 - 1, "validation": 100_000, "test": 100_000}
+
+
+def check_split(split: str, num_tasks: int) -> None:
+    """Raises a one-line ValueError for an unknown split or a set larger than the split."""
+    if split not in SPLIT_IDS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_IDS)}")
+    if not isinstance(num_tasks, int) or num_tasks < 1:
+        raise ValueError(f"num-tasks must be a whole number >= 1, got {num_tasks!r}")
+    if num_tasks > SPLIT_SIZES[split]:
+        raise ValueError(
+            f"num-tasks {num_tasks} exceeds the {split} split's {SPLIT_SIZES[split]} tasks; "
+            f"use --num-tasks {SPLIT_SIZES[split]} or fewer"
+        )
+
+
+def _split_key(seed: int, split: str) -> jax.Array:
+    return jax.random.fold_in(jax.random.PRNGKey(seed), SPLIT_IDS[split])
+
+
+def task_keys(split: str, indices) -> jax.Array:
+    """Keys of the tasks with the given indices in `split` ([M] indices -> [M, 2] keys)."""
+    base = _split_key(TASK_SET_SEED, split)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(indices, jnp.uint32))
+
+
+def env_keys(split: str, indices) -> jax.Array:
+    """Environment-randomness keys of the tasks with the given indices in `split`."""
+    base = _split_key(ENV_SEED, split)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(indices, jnp.uint32))
+
+
+def task_set(family: TaskFamily, split: str, num_tasks: int, start: int = 0):
+    """Tasks `start .. start + num_tasks - 1` of `split`, batched along a leading axis."""
+    check_split(split, start + num_tasks)
+    keys = task_keys(split, np.arange(start, start + num_tasks))
+    return jax.vmap(family.sample_task)(keys)
+
+
+def task_set_hash(family: TaskFamily, split: str, num_tasks: int) -> str:
+    """sha256 over the family spec, version, split and the task parameters of the set."""
+    digest = hashlib.sha256(f"{family.spec()}|v{family.version}|{split}|{num_tasks}".encode())
+    for leaf in jax.tree_util.tree_leaves(task_set(family, split, num_tasks)):
+        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return digest.hexdigest()[:16]

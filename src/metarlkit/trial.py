@@ -1,0 +1,101 @@
+"""Trials: K episodes of one task, the primitive shared by training and evaluation.
+
+ATTENTION: the task is not the episode. An episode that ends starts a new episode of the *same*
+task; only the trial boundary (a new call of `run_trial`) samples a new task and resets the agent's
+adaptation state. Early-ending episodes fit fixed shapes with a `valid` mask: after `done` the
+environment is frozen, rewards are zero and the agent is not fed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from metarlkit.agents import AdaptiveAgent, Transition
+from metarlkit.tasks.base import TaskFamily
+
+
+class StepRecord(NamedTuple):
+    """Per-step outputs of a trial, each [num_episodes, horizon]."""
+
+    action: jax.Array
+    reward: jax.Array  # zero where not valid
+    valid: jax.Array  # bool: the step happened (before or at the episode's done)
+    expected_reward: jax.Array  # zero where not valid
+    optimal_expected_reward: jax.Array  # zero where not valid
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def episode_keys(env_key: jax.Array, episode: jax.Array):
+    """(reset key, per-step base key) of an episode; step t uses fold_in(step_base, t)."""
+    reset_key, step_base = jax.random.split(jax.random.fold_in(env_key, episode))
+    return reset_key, step_base
+
+
+def run_trial(
+    family: TaskFamily,
+    agent: AdaptiveAgent,
+    params,
+    task,
+    env_key: jax.Array,
+    agent_key: jax.Array,
+    num_episodes: int,
+) -> StepRecord:
+    """Runs one trial of `num_episodes` episodes of `task` (single task; `vmap` for batches).
+
+    Environment randomness comes from `env_key` keyed by (episode, step), agent randomness from
+    `agent_key` keyed the same way, so the two are independent (common random numbers).
+
+    Returns:
+      StepRecord with arrays of shape [num_episodes, family.horizon].
+    """
+    key_init, agent_key = jax.random.split(agent_key)
+    if agent.task_aware:
+        agent_state = agent.init(params, key_init, num_episodes, task)
+    else:
+        agent_state = agent.init(params, key_init, num_episodes)
+
+    def run_episode(agent_state, episode):
+        reset_key, step_base = episode_keys(env_key, episode)
+        agent_steps, key_end = jax.random.split(jax.random.fold_in(agent_key, episode))
+        obs, env_state = family.reset(reset_key, task)
+
+        def run_step(carry, t):
+            agent_state, env_state, obs, alive = carry
+            action, next_agent_state = agent.act(
+                params, agent_state, obs, jax.random.fold_in(agent_steps, t)
+            )
+            next_obs, next_env_state, reward, done, info = family.step(
+                jax.random.fold_in(step_base, t), env_state, action, task
+            )
+            next_agent_state = agent.observe(
+                params, next_agent_state, Transition(obs, action, reward, next_obs, done)
+            )
+            record = StepRecord(
+                action=action,
+                reward=jnp.where(alive, reward, 0.0),
+                valid=alive,
+                expected_reward=jnp.where(alive, info.expected_reward, 0.0),
+                optimal_expected_reward=jnp.where(alive, info.optimal_expected_reward, 0.0),
+            )
+            carry = (
+                _select(alive, next_agent_state, agent_state),
+                _select(alive, next_env_state, env_state),
+                jnp.where(alive, next_obs, obs),
+                alive & ~done,
+            )
+            return carry, record
+
+        (agent_state, _, _, _), records = jax.lax.scan(
+            run_step, (agent_state, env_state, obs, jnp.bool_(True)), jnp.arange(family.horizon)
+        )
+        agent_state = agent.end_episode(params, agent_state, episode, key_end)
+        return agent_state, records
+
+    _, records = jax.lax.scan(run_episode, agent_state, jnp.arange(num_episodes))
+    return records
