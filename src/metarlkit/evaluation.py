@@ -31,6 +31,7 @@ from metarlkit.agents import AdaptiveAgent
 from metarlkit.tasks.base import TaskFamily
 from metarlkit.tasks.tasksets import (
     ENV_SEED,
+    SPLIT_IDS,
     TASK_SET_SEED,
     check_split,
     env_keys,
@@ -40,6 +41,7 @@ from metarlkit.tasks.tasksets import (
 from metarlkit.trial import run_trial
 
 MAX_STEPS_PER_CHUNK = 2**22  # tasks x episodes x steps x sweep points held in memory at once
+DEFAULT_CHUNK = 256
 
 
 def mean_ci(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -155,14 +157,20 @@ class EvalResult:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool):
-    """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums."""
-    num_actions = family.num_actions
+    """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums.
 
-    def per_task(params, task, env_key, agent_key):
-        rec = run_trial(family, agent, params, task, env_key, agent_key, num_episodes)
-        counts = jnp.zeros((num_episodes * family.horizon, num_actions), jnp.float32)
-        flat = jnp.arange(num_episodes * family.horizon)
-        counts = counts.at[flat, rec.action.reshape(-1)].add(rec.valid.reshape(-1))
+    The compiled function takes task *indices*: task parameters, environment keys and agent keys
+    are derived inside it, so a chunk of tasks costs one call and no host-side work.
+    """
+    num_actions = family.num_actions
+    steps = num_episodes * family.horizon
+
+    def per_task(params, index, split_id, seed):
+        task = family.sample_task(task_keys(split_id, index))
+        agent_key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
+        rec = run_trial(family, agent, params, task, env_keys(split_id, index), agent_key, num_episodes)
+        counts = jnp.zeros((steps, num_actions), jnp.float32)
+        counts = counts.at[jnp.arange(steps), rec.action.reshape(-1)].add(rec.valid.reshape(-1))
         return {
             "returns": rec.reward.sum(-1),
             "expected_returns": rec.expected_reward.sum(-1),
@@ -171,8 +179,8 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
             "action_counts": counts.reshape(num_episodes, family.horizon, num_actions),
         }
 
-    def batch(params, tasks, env_keys_, agent_keys_, weight):
-        out = jax.vmap(per_task, in_axes=(None, 0, 0, 0))(params, tasks, env_keys_, agent_keys_)
+    def batch(params, indices, split_id, seed, weight):
+        out = jax.vmap(per_task, in_axes=(None, 0, None, None))(params, indices, split_id, seed)
         out["action_counts"] = jnp.einsum("m,m...->...", weight, out["action_counts"])
         return out
 
@@ -261,22 +269,29 @@ def evaluate_sweep(
     return out
 
 
+def default_chunk(num_tasks: int, steps_per_task: int) -> int:
+    """Tasks per compiled call: at most DEFAULT_CHUNK and MAX_STEPS_PER_CHUNK steps in all.
+
+    A fixed chunk (rather than all tasks at once) lets tuning on a few hundred validation tasks and
+    evaluation on a thousand test tasks share one compiled program.
+    """
+    return max(1, min(num_tasks, DEFAULT_CHUNK, MAX_STEPS_PER_CHUNK // steps_per_task))
+
+
 def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size):
     family.check_episodes(num_episodes)
     check_split(split, num_tasks)
     fn = _compiled(family, agent, num_episodes, sweep_size is not None)
-    steps = num_episodes * family.horizon * (sweep_size or 1)
-    chunk = chunk_size or max(1, min(num_tasks, MAX_STEPS_PER_CHUNK // steps))
+    chunk = chunk_size or default_chunk(num_tasks, num_episodes * family.horizon * (sweep_size or 1))
     axis = 0 if sweep_size is None else 1
     pieces, counts = [], None
     for start in range(0, num_tasks, chunk):
         # Every chunk has one shape (no recompiles): the last is padded by repeating earlier tasks,
-        # and only the first `keep` results of it are used.
+        # which get weight 0 in the action counts and are dropped from the per-task results.
         keep = min(chunk, num_tasks - start)
-        idx = np.arange(start, start + chunk) % num_tasks
-        tasks = jax.vmap(family.sample_task)(task_keys(split, idx))
+        idx = (np.arange(start, start + chunk) % num_tasks).astype(np.uint32)
         weight = (np.arange(chunk) < keep).astype(np.float32)
-        out = fn(params, tasks, env_keys(split, idx), agent_keys(seed, idx), weight)
+        out = fn(params, idx, np.int32(SPLIT_IDS[split]), np.int32(seed), weight)
         out = jax.tree_util.tree_map(np.asarray, out)
         chunk_counts = out.pop("action_counts")
         pieces.append({k: np.take(v, np.arange(keep), axis=axis) for k, v in out.items()})

@@ -3,9 +3,9 @@
 A `Baseline` describes one agent: which families it supports, its knobs (hyperparameters that
 live in `params`, each with a documented grid), how to build the AdaptiveAgent and how to build
 its params from knob values. A knob the user does not set is tuned on the validation task set
-(`tune`): one compiled program evaluates the whole grid (`vmap` over params) on the same
-validation tasks with common random numbers, and the value with the highest mean expected total
-reward wins.
+(`resolve`): one compiled program (knobs are params, i.e. arguments) evaluates every grid point
+on the same validation tasks with common random numbers, and the value with the highest mean
+expected total reward wins.
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ class ResolvedAgent:
     tuning: dict[str, Any] | None = None
 
 
-def _stack(trees):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+def baselines_params(baseline: Baseline, family: TaskFamily, num_episodes: int, knobs: dict) -> Any:
+    """The params pytree of `baseline` for one setting of its knobs."""
+    return baseline.make_params(family, num_episodes, **knobs)
 
 
 def resolve(
@@ -132,7 +133,7 @@ def resolve(
     and keeps the setting with the highest mean expected total reward (realised reward where the
     family gives no expected reward).
     """
-    from metarlkit.evaluation import evaluate_sweep
+    from metarlkit.evaluation import evaluate
 
     name, raw = parse_spec(spec)
     baseline = get(name)
@@ -154,14 +155,17 @@ def resolve(
     if free:
         grid = [dict(zip(free, values)) for values in itertools.product(*(baseline.knobs[k].grid for k in free))]
         settings = [{**fixed, **g} for g in grid]
-        params = _stack([baseline.make_params(family, num_episodes, **s) for s in settings])
-        out = evaluate_sweep(
-            agent, family, params, num_episodes=num_episodes, num_tasks=tune_tasks,
-            split="validation", seed=seed,
-        )
-        score = out["expected_returns"].sum(-1)  # [G, M]
-        if not np.all(np.isfinite(score)):
-            score = out["returns"].sum(-1)
+        # One compiled program serves every grid point (params are arguments, not constants) and,
+        # with the evaluator's fixed chunk size, the final test evaluation too.
+        scores = []
+        for setting in settings:
+            result = evaluate(
+                agent, family, baselines_params(baseline, family, num_episodes, setting),
+                num_episodes=num_episodes, num_tasks=tune_tasks, split="validation", seed=seed,
+            )
+            expected = result.expected_total_reward
+            scores.append(expected if np.all(np.isfinite(expected)) else result.total_reward)
+        score = np.stack(scores)  # [G, M]
         means = score.mean(-1)
         best = int(np.argmax(means))
         fixed = settings[best]
@@ -174,6 +178,6 @@ def resolve(
             "grid": [{**g, "score": float(m)} for g, m in zip(grid, means)],
             "chosen": {k: fixed[k] for k in free},
         }
-    params = baseline.make_params(family, num_episodes, **fixed)
+    params = baselines_params(baseline, family, num_episodes, fixed)
     full_spec = baseline.name + (":" + ",".join(f"{k}={fixed[k]}" for k in baseline.knobs) if baseline.knobs else "")
     return ResolvedAgent(full_spec, agent, params, dict(fixed), tuning)

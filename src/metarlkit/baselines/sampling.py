@@ -5,15 +5,16 @@ c = 1/sqrt(9d), propose v = (1 + c x)^3, x ~ N(0, 1), and accept when
 log u < x^2/2 + d - d v + d log v, u ~ U(0, 1); the sample is d v. Acceptance is above 95% for
 a >= 1. A rejection loop over a whole array runs until its *last* element is accepted (5-6 rounds
 for 10^5 elements), so after one round over everything the few rejected elements are gathered
-into a small array and only that one loops. A final loop over the full array (which normally runs
-zero times) catches the rare case of more rejections than the small array holds, so the sampler
-stays exact. About 5x faster than `jax.random.beta` under `vmap` on a 2-core CPU.
+into a small array that gets several proposals at once. A final loop over the full array (which
+normally runs zero times) catches the rare elements still rejected, so the sampler stays exact. About 5x faster than `jax.random.beta` under `vmap` on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+SMALL_ROUNDS = 4
 
 
 def _propose(key, d, c):
@@ -46,18 +47,19 @@ def gamma(key: jax.Array, shape_param: jax.Array) -> jax.Array:
     c = 1.0 / jnp.sqrt(9.0 * d)
     key_first, key_small, key_full = jax.random.split(key, 3)
     value, accepted = _propose(key_first, d, c)
-    capacity = min(n, max(8, n // 8))
+    # Gather the (about 5%) rejected elements and give each SMALL_ROUNDS more proposals at once.
+    capacity = min(n, n // 4 + 8)
     (idx,) = jnp.nonzero(~accepted, size=capacity, fill_value=n)
-    in_range = idx < n
-    small = _reject_until_accepted(
-        key_small,
-        jnp.take(d, idx, mode="clip"),
-        jnp.take(c, idx, mode="clip"),
-        jnp.zeros(capacity),
-        ~in_range,
-    )
+    d_small = jnp.broadcast_to(jnp.take(d, idx, mode="clip"), (SMALL_ROUNDS, capacity))
+    c_small = jnp.broadcast_to(jnp.take(c, idx, mode="clip"), (SMALL_ROUNDS, capacity))
+    proposals, ok = _propose(key_small, d_small, c_small)
+    first_ok = jnp.argmax(ok, axis=0)
+    small = jnp.take_along_axis(proposals, first_ok[None], axis=0)[0]
+    small_ok = jnp.any(ok, axis=0)
     value = value.at[idx].set(small, mode="drop")
-    accepted = accepted.at[idx].set(True, mode="drop")
+    accepted = accepted.at[idx].set(small_ok, mode="drop")
+    # Exactness: anything still rejected (more rejections than `capacity`, or SMALL_ROUNDS
+    # rejections in a row) loops over the full array; this almost never runs an iteration.
     value = _reject_until_accepted(key_full, d, c, value, accepted)
     return value.reshape(a.shape)
 

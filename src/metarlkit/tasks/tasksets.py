@@ -10,6 +10,7 @@ and never by the agent's seed: every agent evaluated on a split sees the same dr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import jax
@@ -37,27 +38,39 @@ def check_split(split: str, num_tasks: int) -> None:
         )
 
 
-def _split_key(seed: int, split: str) -> jax.Array:
-    return jax.random.fold_in(jax.random.PRNGKey(seed), SPLIT_IDS[split])
+def _split_key(seed: int, split) -> jax.Array:
+    # `split` is a name or (inside compiled code, so that one program serves every split) its id.
+    split_id = SPLIT_IDS[split] if isinstance(split, str) else split
+    return jax.random.fold_in(jax.random.PRNGKey(seed), split_id)
+
+
+def _keys(seed: int, split: str, indices) -> jax.Array:
+    base = _split_key(seed, split)
+    indices = jnp.asarray(indices, jnp.uint32)
+    if indices.ndim == 0:
+        return jax.random.fold_in(base, indices)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
 
 
 def task_keys(split: str, indices) -> jax.Array:
-    """Keys of the tasks with the given indices in `split` ([M] indices -> [M, 2] keys)."""
-    base = _split_key(TASK_SET_SEED, split)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(indices, jnp.uint32))
+    """Keys of the tasks with the given indices in `split` ([M] indices -> [M, 2]; scalar -> [2])."""
+    return _keys(TASK_SET_SEED, split, indices)
 
 
 def env_keys(split: str, indices) -> jax.Array:
     """Environment-randomness keys of the tasks with the given indices in `split`."""
-    base = _split_key(ENV_SEED, split)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(indices, jnp.uint32))
+    return _keys(ENV_SEED, split, indices)
+
+
+@functools.lru_cache(maxsize=64)
+def _sampler(family: TaskFamily, split: str):
+    return jax.jit(lambda idx: jax.vmap(family.sample_task)(task_keys(split, idx)))
 
 
 def task_set(family: TaskFamily, split: str, num_tasks: int, start: int = 0):
     """Tasks `start .. start + num_tasks - 1` of `split`, batched along a leading axis."""
     check_split(split, start + num_tasks)
-    keys = task_keys(split, np.arange(start, start + num_tasks))
-    return jax.vmap(family.sample_task)(keys)
+    return _sampler(family, split)(np.arange(start, start + num_tasks, dtype=np.uint32))
 
 
 def task_set_hash(family: TaskFamily, split: str, num_tasks: int) -> str:
