@@ -112,3 +112,30 @@ def test_forced_rejections_under_vmap_stay_exact(monkeypatch):
     assert stats.kstest(y[:, 0], stats.gamma(1.0).cdf).pvalue > 1e-3
     assert stats.kstest(y[:, 1], stats.gamma(2.0).cdf).pvalue > 1e-3
     np.testing.assert_allclose(x[:, 32:].mean(), 5.0, atol=5 * np.sqrt(5 / 64_000))
+
+
+@pytest.mark.parametrize("n,capacity,p", [(2000, 174, 0.05), (10, 8, 0.5), (100, 16, 0.3), (64, 64, 0.9), (33, 5, 1.0), (40, 8, 0.0)])
+def test_compact_equals_nonzero(n, capacity, p):
+    """`_compact` gives the first `capacity` True indices in order, padded with n (as nonzero)."""
+    rng = np.random.default_rng(n)
+    flags = rng.uniform(size=(20, n)) < p
+    got = np.asarray(jax.jit(jax.vmap(lambda f: sampling._compact(f, capacity)))(flags))
+    for row, f in zip(got, flags):
+        want = np.nonzero(f)[0][:capacity]
+        np.testing.assert_array_equal(row, np.concatenate([want, np.full(capacity - len(want), n)]))
+
+
+def test_samples_do_not_depend_on_the_batch():
+    """A task's draws depend on its key only: alone, in a batch, or in a nested vmap (as in a sweep
+    over params around a vmap over tasks) it gets the same samples (up to float rounding)."""
+    keys = raw_keys(16, seed=11)
+    a = jnp.linspace(1.0, 3.0, 40)
+
+    def one(key):
+        return sampling.gamma(key, a)
+
+    batched = np.asarray(jax.jit(jax.vmap(one))(keys))
+    nested = np.asarray(jax.jit(jax.vmap(jax.vmap(one)))(keys.reshape(4, 4, 2))).reshape(16, -1)
+    alone = np.stack([np.asarray(jax.jit(one)(k)) for k in keys[:3]])
+    np.testing.assert_allclose(batched[:3], alone, rtol=1e-5)
+    np.testing.assert_allclose(nested, batched, rtol=1e-5)

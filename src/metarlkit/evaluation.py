@@ -17,9 +17,11 @@ t_{0.975, M-1} * s / sqrt(M)):
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
+import threading
 import time
 from typing import Any
 
@@ -41,7 +43,7 @@ from metarlkit.tasks.tasksets import (
 from metarlkit.trial import run_trial
 
 MAX_STEPS_PER_CHUNK = 2**22  # tasks x episodes x steps x sweep points held in memory at once
-DEFAULT_CHUNK = 256
+DEFAULT_CHUNK = 50  # tasks per compiled call; the usual set sizes are whole numbers of chunks
 
 
 def mean_ci(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +90,7 @@ class EvalResult:
     action_counts: np.ndarray
     wall_time_s: float
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    first_task: int = 0  # index in the split of the first task (0: the set is a prefix)
 
     @property
     def num_tasks(self) -> int:
@@ -149,7 +152,8 @@ class EvalResult:
             "env_seed": ENV_SEED,
             "agent_seed": self.seed,
             "split": self.split,
-            "task_set_hash": task_set_hash(self.family, self.split, self.num_tasks),
+            "first_task": self.first_task,
+            "task_set_hash": task_set_hash(self.family, self.split, self.num_tasks, self.first_task),
             "hyperparameters": self.hyperparameters,
             "wall_time_s": round(self.wall_time_s, 3),
         }
@@ -189,12 +193,6 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
     return jax.jit(batch)
 
 
-def agent_keys(seed: int, indices) -> jax.Array:
-    """Agent keys per task index: the same task gets the same agent draws however tasks are chunked."""
-    base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(indices, jnp.uint32))
-
-
 def evaluate(
     agent: AdaptiveAgent,
     family: TaskFamily,
@@ -207,6 +205,7 @@ def evaluate(
     name: str = "agent",
     hyperparameters: dict[str, Any] | None = None,
     chunk_size: int | None = None,
+    first_task: int = 0,
 ) -> EvalResult:
     """Runs `agent` on the first `num_tasks` tasks of `split`, one trial of `num_episodes` each.
 
@@ -220,14 +219,16 @@ def evaluate(
       seed: the agent's randomness; the tasks and environment draws are fixed by family and split.
       name: the agent's spec, recorded in outputs.
       hyperparameters: recorded in outputs.
-      chunk_size: tasks per compiled call (default: as many as fit MAX_STEPS_PER_CHUNK).
+      chunk_size: tasks per compiled call (default: `default_chunk`).
+      first_task: start at this task of the split instead of task 0; task i gets the same draws
+        (and so the same result) whatever the set it is evaluated in.
 
     Returns:
       EvalResult.
     """
     start = time.perf_counter()
     out, counts = _evaluate_many(
-        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None
+        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task
     )
     wall = time.perf_counter() - start
     return EvalResult(
@@ -243,6 +244,7 @@ def evaluate(
         optimal_return=out["optimal_return"],
         action_counts=counts,
         wall_time_s=wall,
+        first_task=first_task,
     )
 
 
@@ -269,29 +271,102 @@ def evaluate_sweep(
     return out
 
 
-def default_chunk(num_tasks: int, steps_per_task: int) -> int:
-    """Tasks per compiled call: at most DEFAULT_CHUNK and MAX_STEPS_PER_CHUNK steps in all.
+def default_chunk(steps_per_task: int) -> int:
+    """Tasks per compiled call: DEFAULT_CHUNK, fewer when that would exceed MAX_STEPS_PER_CHUNK steps.
 
-    A fixed chunk (rather than all tasks at once) lets tuning on a few hundred validation tasks and
-    evaluation on a thousand test tasks share one compiled program.
+    The chunk does not depend on the number of tasks (a smaller set is padded), so tuning on a few
+    hundred validation tasks and evaluating on a thousand test tasks share one compiled program:
+    compiling costs more than running a padded chunk for every classic agent here.
     """
-    return max(1, min(num_tasks, DEFAULT_CHUNK, MAX_STEPS_PER_CHUNK // steps_per_task))
+    return max(1, min(DEFAULT_CHUNK, MAX_STEPS_PER_CHUNK // steps_per_task))
 
 
-def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size):
+# Compiled programs, one per (family, agent, trial length, sweep, chunk, params signature). A
+# program can be compiled ahead of use on a worker thread (`compile_in_background`), so that
+# compiling the next agent's program overlaps running this one: XLA compiles on one core.
+_EXECUTABLES: dict[Any, concurrent.futures.Future] = {}
+_EXECUTABLES_LOCK = threading.Lock()
+_COMPILER: concurrent.futures.ThreadPoolExecutor | None = None
+COMPILE_THREADS = 2
+
+
+def _signature(tree) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple(jax.typeof(x) for x in leaves)
+
+
+def _chunk_args(chunk: int):
+    """Arguments of one compiled call after params: task indices, split id, agent seed, weights."""
+    return np.zeros(chunk, np.uint32), np.int32(0), np.int32(0), np.ones(chunk, np.float32)
+
+
+def _executable(family, agent, num_episodes, sweep, params, chunk):
+    """The compiled program for these arguments: compiled here, or awaited if already in flight."""
+    key = (family, agent, num_episodes, sweep, chunk, _signature(params))
+    with _EXECUTABLES_LOCK:
+        future = _EXECUTABLES.get(key)
+        owner = future is None
+        if owner:
+            future = _EXECUTABLES[key] = concurrent.futures.Future()
+    if owner:
+        try:
+            fn = _compiled(family, agent, num_episodes, sweep)
+            future.set_result(fn.lower(params, *_chunk_args(chunk)).compile())
+        except BaseException as err:
+            with _EXECUTABLES_LOCK:
+                del _EXECUTABLES[key]
+            future.set_exception(err)
+            raise
+    return future.result()
+
+
+def _chunk_for(family: TaskFamily, num_episodes: int, chunk_size: int | None, sweep_size: int | None) -> int:
+    return chunk_size or default_chunk(num_episodes * family.horizon * (sweep_size or 1))
+
+
+def compile_in_background(
+    agent: AdaptiveAgent,
+    family: TaskFamily,
+    params: Any,
+    *,
+    num_episodes: int,
+    chunk_size: int | None = None,
+) -> concurrent.futures.Future:
+    """Starts compiling the program `evaluate` will run for these arguments; returns its Future.
+
+    `params` may be a callable returning the params pytree (its values do not matter, only its
+    shapes), so that building it also happens off the calling thread. A later `evaluate` with the
+    same agent, family, trial length, chunk and params shapes waits for this compile instead of
+    starting its own.
+    """
+    global _COMPILER
+    with _EXECUTABLES_LOCK:
+        if _COMPILER is None:
+            _COMPILER = concurrent.futures.ThreadPoolExecutor(COMPILE_THREADS, thread_name_prefix="compile")
+
+    def job():
+        concrete = params() if callable(params) else params
+        chunk = _chunk_for(family, num_episodes, chunk_size, None)
+        return _executable(family, agent, num_episodes, False, concrete, chunk)
+
+    return _COMPILER.submit(job)
+
+
+def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size,
+                   start: int = 0):
     family.check_episodes(num_episodes)
-    check_split(split, num_tasks)
-    fn = _compiled(family, agent, num_episodes, sweep_size is not None)
-    chunk = chunk_size or default_chunk(num_tasks, num_episodes * family.horizon * (sweep_size or 1))
+    check_split(split, start + num_tasks)
+    chunk = _chunk_for(family, num_episodes, chunk_size, sweep_size)
+    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk)
     axis = 0 if sweep_size is None else 1
     pieces, counts = [], None
-    for start in range(0, num_tasks, chunk):
+    for first in range(0, num_tasks, chunk):
         # Every chunk has one shape (no recompiles): the last is padded by repeating earlier tasks,
         # which get weight 0 in the action counts and are dropped from the per-task results.
-        keep = min(chunk, num_tasks - start)
-        idx = (np.arange(start, start + chunk) % num_tasks).astype(np.uint32)
+        keep = min(chunk, num_tasks - first)
+        idx = (start + np.arange(first, first + chunk) % num_tasks).astype(np.uint32)
         weight = (np.arange(chunk) < keep).astype(np.float32)
-        out = fn(params, idx, np.int32(SPLIT_IDS[split]), np.int32(seed), weight)
+        out = run(params, idx, np.int32(SPLIT_IDS[split]), np.int32(seed), weight)
         out = jax.tree_util.tree_map(np.asarray, out)
         chunk_counts = out.pop("action_counts")
         pieces.append({k: np.take(v, np.arange(keep), axis=axis) for k, v in out.items()})

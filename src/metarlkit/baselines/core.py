@@ -3,9 +3,9 @@
 A `Baseline` describes one agent: which families it supports, its knobs (hyperparameters that
 live in `params`, each with a documented grid), how to build the AdaptiveAgent and how to build
 its params from knob values. A knob the user does not set is tuned on the validation task set
-(`resolve`): one compiled program (knobs are params, i.e. arguments) evaluates every grid point
-on the same validation tasks with common random numbers, and the value with the highest mean
-expected total reward wins.
+(`resolve`): one compiled program (knobs are params, i.e. arguments) evaluates the grid points
+on the same validation tasks with common random numbers (by successive halving for grids of five
+or more points), and the value with the highest mean expected total reward wins.
 """
 
 from __future__ import annotations
@@ -119,22 +119,39 @@ def baselines_params(baseline: Baseline, family: TaskFamily, num_episodes: int, 
     return baseline.make_params(family, num_episodes, **knobs)
 
 
-def resolve(
-    spec: str,
-    family: TaskFamily,
-    num_episodes: int,
-    *,
-    tune_tasks: int = 500,
-    seed: int = 0,
-) -> ResolvedAgent:
-    """Builds the agent named by `spec` for `family`; knobs not in the spec are tuned.
+KEEP_FRACTION = 4  # successive halving keeps the best quarter of the grid (at least 2) per rung
+MIN_HALVING_GRID = 5  # smaller grids run every point on every tuning task
 
-    Tuning runs the knob grid on the first `tune_tasks` validation tasks with agent seed `seed`
-    and keeps the setting with the highest mean expected total reward (realised reward where the
-    family gives no expected reward).
+
+@dataclasses.dataclass
+class Prepared:
+    """A checked agent spec for one family and trial length, before its free knobs are tuned.
+
+    `agent` supports every value of the free knobs' grids (static buffers are sized for them), so
+    the one compiled program serves tuning and the final evaluation; `template_params()` is a
+    params pytree of the right shapes, for compiling that program ahead of use.
     """
-    from metarlkit.evaluation import evaluate
 
+    baseline: Baseline
+    family: TaskFamily
+    num_episodes: int
+    agent: AdaptiveAgent
+    fixed: dict[str, Any]
+    free: list[str]
+
+    def grid(self) -> list[dict[str, Any]]:
+        values = itertools.product(*(self.baseline.knobs[k].grid for k in self.free))
+        return [dict(zip(self.free, v)) for v in values]
+
+    def params(self, setting: dict[str, Any]) -> Any:
+        return baselines_params(self.baseline, self.family, self.num_episodes, {**self.fixed, **setting})
+
+    def template_params(self) -> Any:
+        return self.params(self.grid()[0] if self.free else {})
+
+
+def prepare(spec: str, family: TaskFamily, num_episodes: int) -> Prepared:
+    """Parses and checks `spec` against `family` and builds its AdaptiveAgent (no evaluation)."""
     name, raw = parse_spec(spec)
     baseline = get(name)
     unknown = sorted(set(raw) - set(baseline.knobs))
@@ -146,38 +163,101 @@ def resolve(
         raise SpecError(f"agent {baseline.name!r} cannot run on {family.name}: {reason}")
     fixed = {k: baseline.knobs[k].check(baseline.name, k, v) for k, v in raw.items()}
     free = [k for k in baseline.knobs if k not in fixed]
-    def build(values):
-        static = tuple((k, tuple(values[k])) for k in baseline.static_knobs)
-        return _build(baseline.name, family, num_episodes, static)
+    supported = {k: (fixed[k],) if k in fixed else baseline.knobs[k].grid for k in baseline.static_knobs}
+    agent = _build(baseline.name, family, num_episodes, tuple(supported.items()))
+    return Prepared(baseline, family, num_episodes, agent, fixed, free)
 
-    agent = build({k: (fixed[k],) if k in fixed else baseline.knobs[k].grid for k in baseline.knobs})
-    tuning = None
-    if free:
-        grid = [dict(zip(free, values)) for values in itertools.product(*(baseline.knobs[k].grid for k in free))]
-        settings = [{**fixed, **g} for g in grid]
-        # One compiled program serves every grid point (params are arguments, not constants) and,
-        # with the evaluator's fixed chunk size, the final test evaluation too.
-        scores = []
-        for setting in settings:
+
+def survivors(count: int) -> int:
+    """Grid points kept for the next rung of successive halving."""
+    return max(2, -(-count // KEEP_FRACTION))
+
+
+def tuning_rungs(grid_size: int, tune_tasks: int) -> list[int]:
+    """Validation tasks of each rung of successive halving (Jamieson & Talwalkar 2016).
+
+    The whole grid runs on the first rung's tasks, the best quarter (at least 2) of it on the next
+    rung's, and so on until 2 remain; the last rung has half of the tuning tasks and each earlier
+    one half of what follows it (20 points on 200 tasks: rungs of 50, 50 and 100 tasks, 1450
+    trials instead of 4000). Rungs are whole chunks of the evaluator, so no task is padded; grids
+    under MIN_HALVING_GRID points, and tuning sets too small for two rungs, get one rung.
+    """
+    from metarlkit.evaluation import DEFAULT_CHUNK
+
+    reductions, alive = 0, grid_size
+    while grid_size >= MIN_HALVING_GRID and alive > 2:
+        alive, reductions = survivors(alive), reductions + 1
+    while reductions:
+        first = (tune_tasks >> reductions) // DEFAULT_CHUNK * DEFAULT_CHUNK
+        if first:
+            sizes = [first] + [first << i for i in range(reductions - 1)]
+            return sizes + [tune_tasks - sum(sizes)]
+        reductions -= 1
+    return [tune_tasks]
+
+
+def _tune(prepared: Prepared, tune_tasks: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Successive halving over the free knobs' grid on the validation split (see `resolve`)."""
+    from metarlkit.evaluation import evaluate
+
+    grid = prepared.grid()
+    scores: list[list[np.ndarray]] = [[] for _ in grid]
+    alive = list(range(len(grid)))
+    first = 0
+    rungs = tuning_rungs(len(grid), tune_tasks)
+    for rung, count in enumerate(rungs):
+        if rung:
+            ranked = sorted(alive, key=lambda i: -np.concatenate(scores[i]).mean())
+            alive = sorted(ranked[: survivors(len(alive))])
+        for i in alive:
             result = evaluate(
-                agent, family, baselines_params(baseline, family, num_episodes, setting),
-                num_episodes=num_episodes, num_tasks=tune_tasks, split="validation", seed=seed,
+                prepared.agent, prepared.family, prepared.params(grid[i]),
+                num_episodes=prepared.num_episodes, num_tasks=count, split="validation", seed=seed,
+                first_task=first,
             )
             expected = result.expected_total_reward
-            scores.append(expected if np.all(np.isfinite(expected)) else result.total_reward)
-        score = np.stack(scores)  # [G, M]
-        means = score.mean(-1)
-        best = int(np.argmax(means))
-        fixed = settings[best]
-        agent = build({k: (fixed[k],) for k in baseline.knobs})
-        tuning = {
-            "split": "validation",
-            "num_tasks": tune_tasks,
-            "seed": seed,
-            "metric": "mean expected total reward",
-            "grid": [{**g, "score": float(m)} for g, m in zip(grid, means)],
-            "chosen": {k: fixed[k] for k in free},
-        }
-    params = baselines_params(baseline, family, num_episodes, fixed)
-    full_spec = baseline.name + (":" + ",".join(f"{k}={fixed[k]}" for k in baseline.knobs) if baseline.knobs else "")
-    return ResolvedAgent(full_spec, agent, params, dict(fixed), tuning)
+            scores[i].append(expected if np.all(np.isfinite(expected)) else result.total_reward)
+        first += count
+    means = [float(np.concatenate(s).mean()) for s in scores]
+    best = max(alive, key=lambda i: (means[i], -i))  # ties to the earlier (smaller) grid value
+    report = {
+        "split": "validation",
+        "num_tasks": tune_tasks,
+        "seed": seed,
+        "metric": "mean expected total reward",
+        "method": "successive halving" if len(rungs) > 1 else "full grid",
+        "grid": [
+            {**g, "score": m, "tasks": sum(len(x) for x in s)} for g, m, s in zip(grid, means, scores)
+        ],
+        "chosen": dict(grid[best]),
+    }
+    return grid[best], report
+
+
+def resolve(
+    spec: str,
+    family: TaskFamily,
+    num_episodes: int,
+    *,
+    tune_tasks: int = 500,
+    seed: int = 0,
+) -> ResolvedAgent:
+    """Builds the agent named by `spec` for `family`; knobs not in the spec are tuned.
+
+    Tuning scores knob settings by their mean expected total reward (realised reward where the
+    family gives no expected reward) on the first `tune_tasks` validation tasks, agent seed
+    `seed`, and keeps the best. Grids of MIN_HALVING_GRID points or more are searched by
+    successive halving (`tuning_rungs`): every point on the first tasks, the best quarter on
+    the next ones, and so on; smaller grids run every point on every task. Every agent's setting
+    runs on the same tasks with the same draws (common random numbers), so the comparison
+    between settings is paired.
+    """
+    prepared = prepare(spec, family, num_episodes)
+    fixed, tuning = dict(prepared.fixed), None
+    if prepared.free:
+        chosen, tuning = _tune(prepared, tune_tasks, seed)
+        fixed.update(chosen)
+    knobs = prepared.baseline.knobs
+    params = baselines_params(prepared.baseline, family, num_episodes, fixed)
+    full_spec = prepared.baseline.name + (":" + ",".join(f"{k}={fixed[k]}" for k in knobs) if knobs else "")
+    return ResolvedAgent(full_spec, prepared.agent, params, fixed, tuning)

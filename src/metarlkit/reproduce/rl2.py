@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from metarlkit import baselines, tasks
-from metarlkit.evaluation import evaluate, mean_ci
+from metarlkit.evaluation import compile_in_background, evaluate, mean_ci
 
 PAPER_TASKS = 1000  # tasks behind each published mean
 CHECKED_AGENTS = ("random", "ts")  # fully specified: must agree with the paper
@@ -90,49 +90,54 @@ def run(
     agents = agents or exp.agents
     ns = ns or exp.ns
     ks = ks or exp.ks
+    cells = [(n, k, tasks.from_spec(exp.task(k))) for n in ns for k in ks]
+    # Check every agent on every cell first (bad input fails before any work), and start
+    # compiling every program in the order they will run: compiling (one core) overlaps running.
+    for n, _, family in cells:
+        for agent_name in agents:
+            prepared = baselines.prepare(agent_name, family, n)
+            compile_in_background(prepared.agent, family, prepared.template_params, num_episodes=n)
     rows = []
-    for n in ns:
-        for k in ks:
-            family = tasks.from_spec(exp.task(k))
-            for agent_name in agents:
-                start = time.perf_counter()
-                resolved = baselines.resolve(agent_name, family, n, tune_tasks=tune_tasks, seed=seed)
-                result = evaluate(
-                    resolved.agent, family, resolved.params, num_episodes=n, num_tasks=num_tasks,
-                    seed=seed, name=resolved.spec, hyperparameters=resolved.hyperparameters,
+    for n, k, family in cells:
+        for agent_name in agents:
+            start = time.perf_counter()
+            resolved = baselines.resolve(agent_name, family, n, tune_tasks=tune_tasks, seed=seed)
+            result = evaluate(
+                resolved.agent, family, resolved.params, num_episodes=n, num_tasks=num_tasks,
+                seed=seed, name=resolved.spec, hyperparameters=resolved.hyperparameters,
+            )
+            total = result.total_reward
+            mean, half = mean_ci(total)
+            paper = paper_value(exp.table, agent_name, n, k)
+            se_ours = float(np.std(total, ddof=1) / math.sqrt(len(total)))
+            se_paper = float(np.std(total, ddof=1) / math.sqrt(PAPER_TASKS))
+            tolerance = 3.0 * math.hypot(se_ours, se_paper) + 0.05
+            agrees = None
+            if paper is not None and agent_name in CHECKED_AGENTS:
+                agrees = bool(abs(float(mean) - paper) <= tolerance)
+            row = {
+                "table": exp.table,
+                "n": n,
+                "k": k,
+                "agent": resolved.spec,
+                "mean": float(mean),
+                "ci95": float(half),
+                "expected_mean": float(result.expected_total_reward.mean()),
+                "paper": paper,
+                "agrees": agrees,
+                "tolerance": tolerance,
+                "hyperparameters": resolved.hyperparameters,
+                "tuning": resolved.tuning,
+                "wall_time_s": round(time.perf_counter() - start, 2),
+            }
+            rows.append(row)
+            if progress:
+                cell = f"n={n}" + (f" k={k}" if k is not None else "")
+                paper_txt = f" (paper {paper})" if paper is not None else ""
+                progress(
+                    f"{cell:12s} {resolved.spec:24s} {mean:9.2f} ± {half:5.2f}{paper_txt}"
+                    f"  [{row['wall_time_s']:.1f}s]"
                 )
-                total = result.total_reward
-                mean, half = mean_ci(total)
-                paper = paper_value(exp.table, agent_name, n, k)
-                se_ours = float(np.std(total, ddof=1) / math.sqrt(len(total)))
-                se_paper = float(np.std(total, ddof=1) / math.sqrt(PAPER_TASKS))
-                tolerance = 3.0 * math.hypot(se_ours, se_paper) + 0.05
-                agrees = None
-                if paper is not None and agent_name in CHECKED_AGENTS:
-                    agrees = bool(abs(float(mean) - paper) <= tolerance)
-                row = {
-                    "table": exp.table,
-                    "n": n,
-                    "k": k,
-                    "agent": resolved.spec,
-                    "mean": float(mean),
-                    "ci95": float(half),
-                    "expected_mean": float(result.expected_total_reward.mean()),
-                    "paper": paper,
-                    "agrees": agrees,
-                    "tolerance": tolerance,
-                    "hyperparameters": resolved.hyperparameters,
-                    "tuning": resolved.tuning,
-                    "wall_time_s": round(time.perf_counter() - start, 2),
-                }
-                rows.append(row)
-                if progress:
-                    cell = f"n={n}" + (f" k={k}" if k is not None else "")
-                    paper_txt = f" (paper {paper})" if paper is not None else ""
-                    progress(
-                        f"{cell:12s} {resolved.spec:24s} {mean:9.2f} ± {half:5.2f}{paper_txt}"
-                        f"  [{row['wall_time_s']:.1f}s]"
-                    )
     return rows
 
 

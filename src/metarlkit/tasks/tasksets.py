@@ -73,9 +73,10 @@ def task_set(family: TaskFamily, split: str, num_tasks: int, start: int = 0):
     return _sampler(family, split)(np.arange(start, start + num_tasks, dtype=np.uint32))
 
 
-def task_set_hash(family: TaskFamily, split: str, num_tasks: int) -> str:
+def task_set_hash(family: TaskFamily, split: str, num_tasks: int, start: int = 0) -> str:
     """sha256 over the family spec, version, split and the task parameters of the set."""
-    digest = hashlib.sha256(f"{family.spec()}|v{family.version}|{split}|{num_tasks}".encode())
-    for leaf in jax.tree_util.tree_leaves(task_set(family, split, num_tasks)):
+    where = f"{num_tasks}" if start == 0 else f"{start}+{num_tasks}"
+    digest = hashlib.sha256(f"{family.spec()}|v{family.version}|{split}|{where}".encode())
+    for leaf in jax.tree_util.tree_leaves(task_set(family, split, num_tasks, start)):
         digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
     return digest.hexdigest()[:16]
