@@ -38,9 +38,10 @@ def _act_over_keys(agent):
 
 
 def actions_over_keys(resolved, state, key_batch=None, params=None):
-    """The agent's action from `state` for each of many keys (one compile per agent and shape)."""
+    """The agent's action from `state` for each of many keys (one compile per agent and shape);
+    `params` overrides some of the resolved agent's params."""
     act = _act_over_keys(resolved.agent)
-    return np.asarray(act(resolved.params if params is None else params,
+    return np.asarray(act({**resolved.params, **(params or {})},
                           keys() if key_batch is None else key_batch, state))
 
 

@@ -173,10 +173,13 @@ UCB_GRID = baselines.get("ucb1").knobs["c"].grid
 @pytest.fixture(scope="module")
 def ucb_sweep(bandit_family):
     """evaluate_sweep over UCB1's whole c grid on the first 50 validation tasks."""
+    import jax
     import jax.numpy as jnp
 
     resolved = baselines.resolve("ucb1:c=1", bandit_family, BANDIT_EPISODES)
-    params = {"c": jnp.asarray(UCB_GRID, jnp.float32)}
+    make = baselines.get("ucb1").make_params
+    grid = [make(bandit_family, BANDIT_EPISODES, c=c) for c in UCB_GRID]
+    params = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *grid)
     out = evaluate_sweep(resolved.agent, bandit_family, params, num_episodes=BANDIT_EPISODES,
                          num_tasks=CHUNK, split="validation")
     return resolved, out

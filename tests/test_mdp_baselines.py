@@ -185,7 +185,10 @@ def test_psrl_with_a_concentrated_posterior_plays_the_oracle_action(family):
     assert (np.asarray(actions) == q.argmax(-1)).mean() > 0.95  # the oracle's actions
 
 
-def test_opsrl_keeps_the_sample_with_the_highest_start_value(family):
+def test_opsrl_backs_up_the_best_sample_per_state_action(family):
+    """K = 1 plans in the first sample (PSRL); K = 5 equals backward induction by hand over the
+    same 5 draws with a max over samples at every step and (s, a), which is at least every
+    single sample's value and differs from the best single sample's plan."""
     agent = baselines.get("opsrl").build(family, NUM_EPISODES, {"samples": (1, 5)})  # buffer of 5
     state = _random_model(jax.random.PRNGKey(4), family)
     key = jax.random.PRNGKey(5)
@@ -198,25 +201,31 @@ def test_opsrl_keeps_the_sample_with_the_highest_start_value(family):
         plans = jax.vmap(plan)(jnp.array([1, 5], jnp.int32))
         transitions, rewards = mdp.sample_mdps(key, state, 5)  # the draws the plan makes
         q = jax.vmap(mdp.value_iteration, in_axes=(0, 0, None))(transitions, rewards, family.horizon)
-        return plans, q
+        return plans, q, transitions, rewards
 
-    plans, q = plans_and_samples()
-    start_values = np.asarray(q[:, 0, 0].max(-1))
-    assert len(set(np.round(start_values, 4))) == 5 and np.argmax(start_values) != 0
-    np.testing.assert_allclose(plans[0], q[0], atol=1e-5)  # K = 1: the first sample (PSRL)
-    np.testing.assert_allclose(plans[1], q[int(np.argmax(start_values))], atol=1e-5)
+    plans, q, transitions, rewards = (np.asarray(x, np.float64) for x in plans_and_samples())
+    np.testing.assert_allclose(plans[0], q[0], atol=1e-5)
+    v = np.zeros(family.states)
+    by_hand = np.zeros_like(plans[1])
+    for t in reversed(range(family.horizon)):
+        by_hand[t] = (rewards + transitions @ v).max(axis=0)
+        v = by_hand[t].max(axis=-1)
+    np.testing.assert_allclose(plans[1], by_hand, rtol=1e-5, atol=1e-4)
+    assert np.all(plans[1] >= q.max(axis=0) - 1e-4)
+    assert plans[1][0, 0].max() > q[:, 0, 0].max() + 1e-3
 
 
 def test_observe_counts_the_transition_and_the_step(family):
-    agent = baselines.get("greedy").build(family, NUM_EPISODES, {})
-    state = agent.init({}, jax.random.PRNGKey(0), NUM_EPISODES)
+    greedy = baselines.resolve("greedy", family, NUM_EPISODES)
+    agent, params = greedy.agent, greedy.params
+    state = agent.init(params, jax.random.PRNGKey(0), NUM_EPISODES)
     obs, next_obs = jax.nn.one_hot(2, family.states), jax.nn.one_hot(5, family.states)
     transition = Transition(obs, jnp.int32(3), jnp.float32(0.5), next_obs, jnp.bool_(False))
-    state = agent.observe({}, state, transition)
+    state = agent.observe(params, state, transition)
     assert float(state.transition_counts[2, 3, 5]) == 1.0 and float(state.transition_counts.sum()) == 1.0
     assert float(state.reward_sums[2, 3]) == 0.5 and float(state.visits[2, 3]) == 1.0
     assert int(state.step) == 1
-    state = agent.end_episode({}, state, 0, jax.random.PRNGKey(1))
+    state = agent.end_episode(params, state, 0, jax.random.PRNGKey(1))
     assert int(state.step) == 0
 
 

@@ -17,6 +17,7 @@ it.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -25,7 +26,7 @@ from jax.scipy.special import gammaln
 
 from metarlkit.agents import AdaptiveAgent, no_end_episode
 from metarlkit.baselines import sampling
-from metarlkit.baselines.core import Baseline, Knob, register
+from metarlkit.baselines.core import Baseline, Knob, fixed_params, int_params, no_params, register
 from metarlkit.tasks.base import TaskFamily
 
 BANDIT_FAMILIES = ("bernoulli-bandit", "gaussian-bandit", "dependent-bandit", "eleven-arm-bandit", "restless-bandit")
@@ -139,11 +140,6 @@ def _any_family(family: TaskFamily) -> str | None:
     return None
 
 
-def _no_params(family, num_episodes, **knobs):
-    del family, num_episodes, knobs
-    return {}
-
-
 # --- agents -----------------------------------------------------------------------------------
 
 
@@ -166,36 +162,29 @@ def build_random(family, num_episodes, knobs):
     return AdaptiveAgent(init, act, observe, no_end_episode)
 
 
-def build_greedy(family, num_episodes, knobs):
-    del num_episodes, knobs
-    post = posterior_for(family)
-    return _count_agent(family, lambda params, s, key: jnp.argmax(post.mean(s)))
+@functools.lru_cache(maxsize=64)
+def index_agent(family: TaskFamily) -> AdaptiveAgent:
+    """argmax of posterior mean + c sqrt(2 ln t / m), or with probability epsilon a uniform arm.
 
-
-def build_egreedy(family, num_episodes, knobs):
-    del num_episodes, knobs
+    greedy (c = epsilon = 0), epsilon-greedy (c = 0) and UCB1 (epsilon = 0) are this one agent
+    with different params, so on a family they share one compiled program.
+    """
     post = posterior_for(family)
     k = family.num_actions
 
     def choose(params, s, key):
         key_explore, key_arm = jax.random.split(key)
-        explore = jax.random.uniform(key_explore) < params["epsilon"]
-        return jnp.where(explore, jax.random.randint(key_arm, (), 0, k), jnp.argmax(post.mean(s)))
-
-    return _count_agent(family, choose)
-
-
-def build_ucb1(family, num_episodes, knobs):
-    del num_episodes, knobs
-    post = posterior_for(family)
-
-    def choose(params, s, key):
-        del key
         t = s.t.astype(jnp.float32) + 1.0
-        bonus = params["c"] * jnp.sqrt(2.0 * jnp.log(t) / post.pseudo_count(s))
-        return jnp.argmax(post.mean(s) + bonus)
+        index = post.mean(s) + params["c"] * jnp.sqrt(2.0 * jnp.log(t) / post.pseudo_count(s))
+        explore = jax.random.uniform(key_explore) < params["epsilon"]
+        return jnp.where(explore, jax.random.randint(key_arm, (), 0, k), jnp.argmax(index))
 
     return _count_agent(family, choose)
+
+
+def build_index(family, num_episodes, knobs):
+    del num_episodes, knobs
+    return index_agent(family)
 
 
 def build_ts(family, num_episodes, knobs):
@@ -247,16 +236,10 @@ def build_oracle(family, num_episodes, knobs):
     return AdaptiveAgent(init, act, observe, end_episode, task_aware=True)
 
 
-def _scalar(name, kind=jnp.float32):
-    def make_params(family, num_episodes, **knobs):
-        del family, num_episodes
-        return {name: jnp.asarray(knobs[name], kind)}
-
-    return make_params
+register(Baseline("random", "uniformly random actions", build_random, no_params, _any_family))
 
 
-register(Baseline("random", "uniformly random actions", build_random, _no_params, _any_family))
-def _bandit_or_mdp(bandit_build, mdp_name):
+def _bandit_or_mdp(bandit_build, bandit_params, mdp_name, mdp_params):
     """Greedy and epsilon-greedy exist for bandits (posterior means) and tabular MDPs (planning in
     the posterior-mean model, see `metarlkit.baselines.mdp`); one CLI name serves both."""
 
@@ -267,7 +250,11 @@ def _bandit_or_mdp(bandit_build, mdp_name):
             return getattr(mdp, mdp_name)(family, num_episodes, knobs)
         return bandit_build(family, num_episodes, knobs)
 
-    return build
+    def make_params(family, num_episodes, **knobs):
+        chosen = mdp_params if family.name == "tabular-mdp" else bandit_params
+        return chosen(family, num_episodes, **knobs)
+
+    return build, make_params
 
 
 def _supports_bandits_or_mdp(family: TaskFamily) -> str | None:
@@ -279,13 +266,15 @@ def _supports_bandits_or_mdp(family: TaskFamily) -> str | None:
 register(
     Baseline(
         "greedy", "argmax of the posterior mean (MDPs: plan in the posterior-mean model)",
-        _bandit_or_mdp(build_greedy, "build_greedy_mdp"), _no_params, _supports_bandits_or_mdp,
+        *_bandit_or_mdp(build_index, fixed_params(c=0.0, epsilon=0.0),
+                        "build_mean_planner", fixed_params(beta=0.0, epsilon=0.0)),
+        _supports_bandits_or_mdp,
     )
 )
 register(
     Baseline(
         "egreedy", "random with probability epsilon, else greedy",
-        _bandit_or_mdp(build_egreedy, "build_egreedy_mdp"), _scalar("epsilon"),
+        *_bandit_or_mdp(build_index, fixed_params(c=0.0), "build_mean_planner", fixed_params(beta=0.0)),
         _supports_bandits_or_mdp,
         knobs={"epsilon": Knob(float, EPSILON_GRID, 0.0, 1.0, "exploration probability")},
         aliases=("epsilon-greedy",),
@@ -293,19 +282,20 @@ register(
 )
 register(
     Baseline(
-        "ucb1", "posterior mean + c sqrt(2 ln t / m)", build_ucb1, _scalar("c"), _supports_bandits,
+        "ucb1", "posterior mean + c sqrt(2 ln t / m)", build_index, fixed_params(epsilon=0.0),
+        _supports_bandits,
         knobs={"c": Knob(float, UCB_C_GRID, 0.0, 100.0, "exploration bonus scale")},
     )
 )
 register(
-    Baseline("ts", "Thompson sampling", build_ts, _no_params, _supports_bandits, aliases=("thompson",))
+    Baseline("ts", "Thompson sampling", build_ts, no_params, _supports_bandits, aliases=("thompson",))
 )
 register(
     Baseline(
         "ots", "optimistic TS: most probable of s posterior samples", build_ots,
-        _scalar("samples", jnp.int32), _supports_bandits,
+        int_params("samples"), _supports_bandits,
         knobs={"samples": Knob(int, OTS_SAMPLES_GRID, 1, 1000, "joint posterior samples per step")},
         static_knobs=("samples",),
     )
 )
-register(Baseline("oracle", "knows the task; acts optimally", build_oracle, _no_params, _any_family))
+register(Baseline("oracle", "knows the task; acts optimally", build_oracle, no_params, _any_family))

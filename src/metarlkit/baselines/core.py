@@ -114,6 +114,36 @@ class ResolvedAgent:
     tuning: dict[str, Any] | None = None
 
 
+def no_params(family, num_episodes, **knobs):
+    """`make_params` of agents without knobs."""
+    del family, num_episodes, knobs
+    return {}
+
+
+def fixed_params(**constants):
+    """`make_params` giving the knobs as float32 scalars, with `constants` added.
+
+    `fixed_params(c=0.0)(family, n, epsilon=0.1)` is {'c': 0.0, 'epsilon': 0.1}: agents that share
+    one AdaptiveAgent (and so one compiled program) differ only in such params.
+    """
+
+    def make_params(family, num_episodes, **knobs):
+        del family, num_episodes
+        return {k: jnp.asarray(v, jnp.float32) for k, v in {**constants, **knobs}.items()}
+
+    return make_params
+
+
+def int_params(name: str):
+    """`make_params` giving knob `name` as an int32 scalar."""
+
+    def make_params(family, num_episodes, **knobs):
+        del family, num_episodes
+        return {name: jnp.asarray(knobs[name], jnp.int32)}
+
+    return make_params
+
+
 def baselines_params(baseline: Baseline, family: TaskFamily, num_episodes: int, knobs: dict) -> Any:
     """The params pytree of `baseline` for one setting of its knobs."""
     return baseline.make_params(family, num_episodes, **knobs)

@@ -21,9 +21,13 @@ The rules, episode by episode:
   psrl     posterior sampling (Osband, Russo & Van Roy 2013): draw one MDP from the posterior
            (P(. | s, a) ~ Dirichlet(1 + N[s, a, :]), R(s, a) ~ N((1 + sum) / (1 + n), 1 / (1 + n)),
            independently per (s, a)), plan in it and act greedily.
-  opsrl    optimistic PSRL: draw `samples` = K MDPs independently as in psrl, plan in each and keep
-           the one with the highest planned value at the start state, max_a Q_k[0, 0, a]; K = 1 is
-           psrl. The buffer of samples is static (the largest K the agent must support) and the
+  opsrl    optimistic posterior sampling (Agrawal & Jia 2017; Tiapkin et al. 2022): draw
+           `samples` = K MDPs independently as in psrl and back up, at every step and (s, a),
+           the most valuable of them: Q_t(s, a) = max_k [R_k(s, a) + P_k(. | s, a) . V_{t+1}],
+           V_t = max_a Q_t; K = 1 is psrl. (Keeping instead the one sample of highest start
+           value, max_k max_a Q_k[0, 0, a], barely beats psrl here: 135.7 against 130.6 on the
+           validation tasks at 10 episodes, the paper's OPSRL having 144.1 to PSRL's 138.1.)
+           The buffer of samples is static (the largest K the agent must support) and the
            samples beyond the params' K are masked out, so a grid of K is one compiled program.
   ucrl2    episodic UCRL2 (Jaksch, Ortner & Auer 2010) by extended value iteration: with the
            empirical model P_hat = N / n (uniform where n = 0) and R_hat = sum / n (the prior mean 1
@@ -52,6 +56,7 @@ Knob grids (tuned on the validation split by `metarlkit.baselines.resolve` unles
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -59,7 +64,7 @@ import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent
 from metarlkit.baselines import sampling
-from metarlkit.baselines.core import Baseline, Knob, register
+from metarlkit.baselines.core import Baseline, Knob, fixed_params, int_params, no_params, register
 from metarlkit.tasks.base import TaskFamily
 from metarlkit.tasks.tabular import value_iteration
 
@@ -68,7 +73,6 @@ UCRL2_SCALE_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 BEB_BETA_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 UCRL2_DELTA = 0.05
 PRIOR_REWARD_MEAN = 1.0  # the family's N(1, 1) prior on mean rewards (unit variance, unit noise)
-START_STATE = 0  # tabular-mdp episodes start in state 0; optimistic PSRL compares values there
 
 
 class ModelState(NamedTuple):
@@ -233,44 +237,33 @@ def _planning_agent(family: TaskFamily, plan, choose=None) -> AdaptiveAgent:
     return AdaptiveAgent(init, act, observe, end_episode)
 
 
-def _plan_mean(horizon: int, bonus=None):
+@functools.lru_cache(maxsize=16)
+def mean_planner(family: TaskFamily) -> AdaptiveAgent:
+    """Plans in the posterior-mean MDP with reward bonus beta / (1 + n(s, a)) each episode and acts
+    greedily on it, or with probability epsilon uniformly at random.
+
+    greedy (beta = epsilon = 0), epsilon-greedy (beta = 0) and BEB (epsilon = 0) are this one
+    agent with different params, so on a family they share one compiled program.
+    """
+    horizon, num_actions = family.horizon, family.actions
+
     def plan(params, state, key):
         del key
         transitions, rewards = posterior_mean(state)
-        if bonus is not None:
-            rewards = rewards + bonus(params, state)
-        return value_iteration(transitions, rewards, horizon)
-
-    return plan
-
-
-def build_greedy_mdp(family, num_episodes, knobs):
-    """Greedy: plans in the posterior-mean MDP each episode."""
-    del num_episodes, knobs
-    return _planning_agent(family, _plan_mean(family.horizon))
-
-
-def build_egreedy_mdp(family, num_episodes, knobs):
-    """Epsilon-greedy: greedy, but a uniformly random action with probability params['epsilon']."""
-    del num_episodes, knobs
-    num_actions = family.actions
+        return value_iteration(transitions, rewards + params["beta"] / (1.0 + state.visits), horizon)
 
     def choose(params, q_row, key):
         key_explore, key_action = jax.random.split(key)
         explore = jax.random.uniform(key_explore) < params["epsilon"]
         return jnp.where(explore, jax.random.randint(key_action, (), 0, num_actions), jnp.argmax(q_row))
 
-    return _planning_agent(family, _plan_mean(family.horizon), choose)
+    return _planning_agent(family, plan, choose)
 
 
-def build_beb(family, num_episodes, knobs):
-    """BEB (Kolter & Ng 2009): posterior-mean MDP with reward bonus beta / (1 + n(s, a))."""
+def build_mean_planner(family, num_episodes, knobs):
+    """greedy, egreedy and beb on tabular MDPs (see `mean_planner`)."""
     del num_episodes, knobs
-
-    def bonus(params, state):
-        return params["beta"] / (1.0 + state.visits)
-
-    return _planning_agent(family, _plan_mean(family.horizon, bonus))
+    return mean_planner(family)
 
 
 def build_psrl(family, num_episodes, knobs):
@@ -286,8 +279,31 @@ def build_psrl(family, num_episodes, knobs):
     return _planning_agent(family, plan)
 
 
+def sampled_optimistic_q(transitions: jax.Array, rewards: jax.Array, horizon: int, use: jax.Array) -> jax.Array:
+    """Finite-horizon Q that backs up the best of K sampled models at every step and (s, a).
+
+    Args:
+      transitions: [K, S, A, S] sampled next-state probabilities.
+      rewards: [K, S, A] sampled mean rewards.
+      horizon: steps H.
+      use: [K] bool, which samples take part (at least one).
+
+    Returns:
+      q: [H, S, A]; q[t] has H - t steps left, as `value_iteration`.
+    """
+
+    def backward(v_next, _):
+        q_k = rewards + transitions @ v_next
+        q = jnp.where(use[:, None, None], q_k, -jnp.inf).max(axis=0)
+        return q.max(axis=-1), q
+
+    v0 = jnp.zeros(rewards.shape[1], rewards.dtype)
+    _, q_rev = jax.lax.scan(backward, v0, None, length=horizon)
+    return q_rev[::-1]
+
+
 def build_opsrl(family, num_episodes, knobs):
-    """Optimistic PSRL: of K posterior samples, plans in the one of highest start-state value."""
+    """Optimistic posterior sampling: per (s, a), the best of K posterior samples (module docstring)."""
     del num_episodes
     horizon = family.horizon
     # Static buffer as large as the largest K this agent must support; samples past K are masked.
@@ -295,10 +311,7 @@ def build_opsrl(family, num_episodes, knobs):
 
     def plan(params, state, key):
         transitions, rewards = sample_mdps(key, state, max_samples)
-        q = jax.vmap(value_iteration, in_axes=(0, 0, None))(transitions, rewards, horizon)
-        start_value = q[:, 0, START_STATE].max(-1)
-        start_value = jnp.where(jnp.arange(max_samples) < params["samples"], start_value, -jnp.inf)
-        return q[jnp.argmax(start_value)]
+        return sampled_optimistic_q(transitions, rewards, horizon, jnp.arange(max_samples) < params["samples"])
 
     return _planning_agent(family, plan)
 
@@ -325,29 +338,16 @@ def _supports_mdp(family: TaskFamily) -> str | None:
     return None
 
 
-def _no_params(family, num_episodes, **knobs):
-    del family, num_episodes, knobs
-    return {}
-
-
-def _scalar(name, kind=jnp.float32):
-    def make_params(family, num_episodes, **knobs):
-        del family, num_episodes
-        return {name: jnp.asarray(knobs[name], kind)}
-
-    return make_params
-
-
 register(
     Baseline(
         "psrl", "posterior sampling for RL: plan in one posterior MDP per episode", build_psrl,
-        _no_params, _supports_mdp,
+        no_params, _supports_mdp,
     )
 )
 register(
     Baseline(
-        "opsrl", "optimistic PSRL: of K posterior MDPs, the one of highest start value",
-        build_opsrl, _scalar("samples", jnp.int32), _supports_mdp,
+        "opsrl", "optimistic posterior sampling: per (s, a), the best of K posterior MDPs",
+        build_opsrl, int_params("samples"), _supports_mdp,
         knobs={"samples": Knob(int, OPSRL_SAMPLES_GRID, 1, 1000, "posterior MDPs sampled per episode")},
         static_knobs=("samples",),
     )
@@ -355,14 +355,14 @@ register(
 register(
     Baseline(
         "ucrl2", "episodic UCRL2: extended value iteration over L1 confidence sets", build_ucrl2,
-        _scalar("scale"), _supports_mdp,
+        fixed_params(), _supports_mdp,
         knobs={"scale": Knob(float, UCRL2_SCALE_GRID, 0.0, 100.0, "confidence-set scale")},
     )
 )
 register(
     Baseline(
-        "beb", "Bayesian exploration bonus: posterior mean + beta / (1 + n)", build_beb,
-        _scalar("beta"), _supports_mdp,
+        "beb", "Bayesian exploration bonus: posterior mean + beta / (1 + n)", build_mean_planner,
+        fixed_params(epsilon=0.0), _supports_mdp,
         knobs={"beta": Knob(float, BEB_BETA_GRID, 0.0, 1000.0, "exploration bonus scale")},
     )
 )
