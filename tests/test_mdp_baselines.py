@@ -152,6 +152,16 @@ def test_beb_with_zero_beta_acts_like_greedy(family, greedy_result):
     np.testing.assert_array_equal(beb.returns, greedy_result.returns)
 
 
+def test_opsrl_with_one_sample_is_psrl(family):
+    """K = 1 draws exactly PSRL's sample (the program of opsrl:samples=5, given K = 1)."""
+    psrl = _evaluate(family, "psrl")
+    opsrl = baselines.resolve("opsrl:samples=5", family, NUM_EPISODES)
+    one = metarlkit.evaluate(opsrl.agent, family, {"samples": jnp.int32(1)}, num_episodes=NUM_EPISODES,
+                             num_tasks=NUM_TASKS, chunk_size=CHUNK)
+    np.testing.assert_array_equal(one.action_counts, psrl.action_counts)
+    np.testing.assert_allclose(one.returns, psrl.returns, rtol=1e-6)
+
+
 def test_psrl_with_a_concentrated_posterior_plays_the_oracle_action(family):
     agent = baselines.get("psrl").build(family, NUM_EPISODES, {})
     rng = np.random.default_rng(7)
@@ -199,7 +209,8 @@ def test_opsrl_backs_up_the_best_sample_per_state_action(family):
             return agent.end_episode({"samples": samples}, state, 0, key).q
 
         plans = jax.vmap(plan)(jnp.array([1, 5], jnp.int32))
-        transitions, rewards = mdp.sample_mdps(key, state, 5)  # the draws the plan makes
+        draws = [mdp.sample_mdps(jax.random.fold_in(key, k), state, 1) for k in range(5)]
+        transitions, rewards = (jnp.concatenate(x) for x in zip(*draws))  # the draws the plan makes
         q = jax.vmap(mdp.value_iteration, in_axes=(0, 0, None))(transitions, rewards, family.horizon)
         return plans, q, transitions, rewards
 
