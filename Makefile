@@ -30,6 +30,8 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluation_throughput.py
+	$(BIN)/python benchmarks/sampling_throughput.py
+	$(BIN)/python benchmarks/mdp_greedy_prior.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

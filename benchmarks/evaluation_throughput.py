@@ -11,10 +11,10 @@ Env steps = tasks x episodes x horizon.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-import jax
+
+from _report import finish
 
 from metarlkit import baselines, evaluate, tasks
 
@@ -49,16 +49,11 @@ def main():
 
             first = run()
             best = min(run() for _ in range(args.repeats))
-            row = {"task": spec, "episodes": episodes, "agent": agent_spec, "compile_s": round(first - best, 2),
+            row = {"task": spec, "episodes": episodes, "agent": agent_spec, "compile_s": round(max(0.0, first - best), 2),
                    "run_s": round(best, 3), "env_steps_per_s": round(steps / best)}
             rows.append(row)
             print(f"{spec:26s} {episodes:4d} {agent_spec:24s} {row['compile_s']:9.2f} {best:7.3f} {row['env_steps_per_s']:12,d}")
-    device = jax.devices()[0]
-    meta = {"tasks": args.tasks, "device": f"{device.platform}:{device.device_kind}", "jax": jax.__version__}
-    print(json.dumps(meta))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    finish(rows, args.json, tasks=args.tasks)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ is shared: the best is the least disturbed), in ns per sample.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from _report import finish
 
 from metarlkit.baselines import sampling
 
@@ -71,12 +72,7 @@ def main():
         compile_s, run_s = bench(jax.vmap(fn), (keys, a, b), args.repeats)
         rows.append({"sampler": name, "compile_s": round(compile_s, 2), "ns_per_sample": round(run_s / n * 1e9, 1)})
         print(f"{name:18s} compile {compile_s:5.2f} s   {run_s / n * 1e9:7.1f} ns/sample")
-    device = jax.devices()[0]
-    meta = {"tasks": args.tasks, "shape": args.shape, "device": f"{device.platform}:{device.device_kind}", "jax": jax.__version__}
-    print(json.dumps(meta))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    finish(rows, args.json, tasks=args.tasks, shape=args.shape)
 
 
 if __name__ == "__main__":

@@ -161,13 +161,14 @@ def _run_agents(specs: Sequence[str], args):
     _check_tasks(args.split, args.num_tasks, args.tune_tasks)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
-    # Resolve every agent before running any, so bad specs fail fast.
+    # Check every agent before running any, so bad specs fail fast, and start compiling their
+    # programs on worker threads: the next agent's compile overlaps this one's run.
     from metarlkit import baselines
-    from metarlkit.specs import parse_spec
+    from metarlkit.evaluation import compile_in_background
 
-    for spec in specs:
-        name, _ = parse_spec(spec)
-        baselines.get(name)
+    for prepared in [baselines.prepare(spec, family, episodes) for spec in specs]:
+        compile_in_background(prepared.agent, family, prepared.template_params, num_episodes=episodes,
+                              chunk_size=getattr(args, "chunk_size", None))
     results = []
     for spec in specs:
         start = time.perf_counter()

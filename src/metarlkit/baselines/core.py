@@ -15,7 +15,6 @@ import functools
 import itertools
 from typing import Any, Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

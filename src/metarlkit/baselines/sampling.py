@@ -70,7 +70,6 @@ def _compact(flags: jax.Array, capacity: int) -> jax.Array:
 
 def _retry(key, d, c, value, accepted, capacity, rounds):
     """Gives up to `capacity` rejected elements `rounds` proposals each; returns (value, accepted)."""
-    n = d.shape[0]
     idx = _compact(~accepted, capacity)
     d_some = jnp.broadcast_to(jnp.take(d, idx, mode="clip"), (rounds, capacity))
     c_some = jnp.broadcast_to(jnp.take(c, idx, mode="clip"), (rounds, capacity))

@@ -93,10 +93,9 @@ def run(
     cells = [(n, k, tasks.from_spec(exp.task(k))) for n in ns for k in ks]
     # Check every agent on every cell first (bad input fails before any work), and start
     # compiling every program in the order they will run: compiling (one core) overlaps running.
-    for n, _, family in cells:
-        for agent_name in agents:
-            prepared = baselines.prepare(agent_name, family, n)
-            compile_in_background(prepared.agent, family, prepared.template_params, num_episodes=n)
+    jobs = [(n, family, baselines.prepare(a, family, n)) for n, _, family in cells for a in agents]
+    for n, family, prepared in jobs:
+        compile_in_background(prepared.agent, family, prepared.template_params, num_episodes=n)
     rows = []
     for n, k, family in cells:
         for agent_name in agents:
