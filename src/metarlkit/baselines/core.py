@@ -97,7 +97,6 @@ def get(name: str) -> Baseline:
         everything = list(_REGISTRY) + list(_ALIASES)
         raise SpecError(
             f"unknown agent {name!r}{closest(name, everything)}; available: {', '.join(_REGISTRY)}"
-            " (or a run directory)"
         )
     return _REGISTRY[name]
 
