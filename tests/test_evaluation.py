@@ -223,3 +223,26 @@ def test_evaluate_rejects_bad_requests(bandit_family):
     eleven = tasks.make("eleven-arm-bandit")
     with pytest.raises(ValueError, match=r"trials are 1 episode\(s\) long"):
         evaluate(resolved.agent, eleven, resolved.params, num_episodes=3, num_tasks=5)
+
+
+def test_successive_halving_rungs():
+    """Rungs are whole chunks; the grid shrinks to its best quarter (at least 2) per rung."""
+    from metarlkit.baselines.core import survivors, tuning_rungs
+
+    assert tuning_rungs(20, 200) == [50, 50, 100]  # OTS: 20 x 50 + 5 x 50 + 2 x 100 = 1450 trials
+    assert tuning_rungs(11, 500) == [100, 100, 300]
+    assert tuning_rungs(6, 200) == [100, 100]
+    assert tuning_rungs(4, 200) == [200]  # small grids: every point on every task
+    assert tuning_rungs(20, 50) == [50]  # too few tasks for two rungs of whole chunks
+    assert [survivors(g) for g in (20, 5, 11, 3, 2)] == [5, 2, 3, 2, 2]
+
+
+def test_resolve_reports_each_points_tasks(bandit_family):
+    """With halving, eliminated points were scored on rung 1 only; the winner ran on all tasks."""
+    resolved = baselines.resolve("egreedy", bandit_family, BANDIT_EPISODES, tune_tasks=2 * CHUNK)
+    tuning = resolved.tuning
+    assert tuning["method"] == "successive halving"
+    tasks_run = sorted(g["tasks"] for g in tuning["grid"])
+    assert tasks_run == [CHUNK] * 8 + [2 * CHUNK] * 3
+    best = max((g for g in tuning["grid"] if g["tasks"] == 2 * CHUNK), key=lambda g: g["score"])
+    assert tuning["chosen"] == {"epsilon": best["epsilon"]}
