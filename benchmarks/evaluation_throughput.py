@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 from _report import finish
 
 from metarlkit import baselines, evaluate, tasks

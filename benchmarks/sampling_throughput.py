@@ -16,7 +16,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _report import finish
 
 from metarlkit.baselines import sampling

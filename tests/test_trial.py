@@ -221,7 +221,7 @@ def reference_trial(family, agent, params, task, env_key, agent_key, num_episode
 
 
 def assert_records_equal(got: StepRecord, want: StepRecord):
-    for name in StepRecord._fields:
+    for name in (f for f in StepRecord._fields if f != "extras"):
         np.testing.assert_allclose(np.asarray(getattr(got, name)), getattr(want, name), rtol=1e-6,
                                    err_msg=name)
 

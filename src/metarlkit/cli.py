@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 from typing import Any, Sequence
 
 EXIT_USAGE = 2
@@ -51,16 +50,12 @@ def _check_output(path: str | None, flag: str) -> None:
 
 
 def _load_config(path: str) -> dict[str, Any]:
+    from metarlkit.experiment.config import read_file
+
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f) if path.endswith(".toml") else json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"config file {path!r} not found; check the path") from None
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise UsageError(f"config file {path!r} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {err}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"config file {path!r} must hold a table/object of option names")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+        return read_file(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
@@ -144,45 +139,115 @@ def _check_tasks(split: str, num_tasks: int, tune_tasks: int) -> None:
         raise UsageError(str(err)) from None
 
 
-def _resolve(spec: str, family, episodes: int, args):
-    from metarlkit import baselines
+def _split_agent_spec(spec: str):
+    """(run directory, seed) when `spec` names a training run (`RUN_DIR[:seed=N]`), else None."""
+    from metarlkit.experiment import is_run_dir
+    from metarlkit.specs import parse_spec
 
-    return baselines.resolve(spec, family, episodes, tune_tasks=args.tune_tasks, seed=args.seed)
+    path, _, rest = spec.partition(":")
+    if not is_run_dir(path):
+        if os.path.isdir(path) and path not in ("", "."):
+            raise UsageError(f"{path!r} is a directory but not a training run (no run.json); give the --out of 'metarlkit train'")
+        return None
+    _, options = parse_spec("run:" + rest if rest else "run")
+    unknown = sorted(set(options) - {"seed"})
+    if unknown:
+        raise UsageError(f"a run directory takes only the option 'seed', got {unknown[0]!r} (e.g. {path}:seed=1)")
+    try:
+        seed = int(options.get("seed", 0))
+    except ValueError:
+        raise UsageError(f"seed must be a whole number, got {options['seed']!r}") from None
+    return path, seed
+
+
+def _load_run(spec: str):
+    from metarlkit.experiment import load
+    from metarlkit.experiment.runner import RunDirError
+
+    path, seed = _split_agent_spec(spec)
+    try:
+        return load(path, seed=seed)
+    except RunDirError as err:
+        raise UsageError(str(err)) from None
+
+
+class _Trained:
+    """A run directory as an entry of `_run_agents`: no knobs to tune, one compiled program."""
+
+    def __init__(self, trained, family, episodes):
+        if trained.family.num_actions != family.num_actions or trained.family.obs_shape != family.obs_shape:
+            raise UsageError(
+                f"{trained.name} was trained on {trained.family.spec()} ({trained.family.num_actions} actions, "
+                f"observations {trained.family.obs_shape}) and cannot act on {family.spec()} "
+                f"({family.num_actions} actions, observations {family.obs_shape}); drop --task to use the run's own"
+            )
+        self.trained, self.agent, self.template_params = trained, trained.agent, trained.params
+        self.spec = trained.name
+        if family.horizon != trained.family.horizon or episodes != trained.num_episodes:
+            print(f"  note: {trained.name} was trained on trials of {trained.num_episodes} episodes x "
+                  f"{trained.family.horizon} steps; evaluating on {episodes} x {family.horizon}", file=sys.stderr)
+
+    def resolve(self, args):
+        t = self.trained
+        return t.agent, t.params, t.name, {"training": t.hyperparameters, "trained_on": t.info["task"]}, None
+
+
+class _Classic:
+    def __init__(self, spec, family, episodes):
+        from metarlkit import baselines
+
+        self.family, self.episodes, self.spec = family, episodes, spec
+        prepared = baselines.prepare(spec, family, episodes)
+        self.agent, self.template_params = prepared.agent, prepared.template_params
+
+    def resolve(self, args):
+        from metarlkit import baselines
+
+        r = baselines.resolve(self.spec, self.family, self.episodes, tune_tasks=args.tune_tasks, seed=args.seed)
+        return r.agent, r.params, r.spec, r.hyperparameters, r.tuning
 
 
 def _run_agents(specs: Sequence[str], args):
-    from metarlkit.evaluation import evaluate
+    from metarlkit.evaluation import compile_in_background, evaluate
 
-    if not args.task:
-        raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
     if not specs:
-        raise UsageError("give --agent NAME[:key=value,...] (see 'metarlkit agents')")
-    family, episodes = _family_and_episodes(args.task, args.episodes)
+        raise UsageError("give --agent NAME[:key=value,...] (see 'metarlkit agents') or a run directory")
+    runs = {spec: _load_run(spec) for spec in specs if _split_agent_spec(spec)}
+    task, episodes = args.task, args.episodes
+    if not task:
+        if not runs:
+            raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
+        first = next(iter(runs.values()))
+        task, episodes = first.info["task"], episodes or first.num_episodes
+    family, episodes = _family_and_episodes(task, episodes)
     _check_tasks(args.split, args.num_tasks, args.tune_tasks)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
     # Check every agent before running any, so bad specs fail fast, and start compiling their
     # programs on worker threads: the next agent's compile overlaps this one's run.
-    from metarlkit import baselines
-    from metarlkit.evaluation import compile_in_background
-
-    for prepared in [baselines.prepare(spec, family, episodes) for spec in specs]:
-        compile_in_background(prepared.agent, family, prepared.template_params, num_episodes=episodes,
+    entries = [_Trained(runs[s], family, episodes) if s in runs else _Classic(s, family, episodes) for s in specs]
+    for entry in entries:
+        compile_in_background(entry.agent, family, entry.template_params, num_episodes=episodes,
                               chunk_size=getattr(args, "chunk_size", None))
     results = []
-    for spec in specs:
+    for entry in entries:
         start = time.perf_counter()
-        resolved = _resolve(spec, family, episodes, args)
+        agent, params, name, hyperparameters, tuning = entry.resolve(args)
         result = evaluate(
-            resolved.agent, family, resolved.params, num_episodes=episodes, num_tasks=args.num_tasks,
-            split=args.split, seed=args.seed, name=resolved.spec,
-            hyperparameters=resolved.hyperparameters, chunk_size=getattr(args, "chunk_size", None),
+            agent, family, params, num_episodes=episodes, num_tasks=args.num_tasks,
+            split=args.split, seed=args.seed, name=name,
+            hyperparameters=hyperparameters, chunk_size=getattr(args, "chunk_size", None),
         )
-        if resolved.tuning:
-            result.extra["tuning"] = resolved.tuning
+        if tuning:
+            result.extra["tuning"] = tuning
+        if isinstance(entry, _Trained):
+            from metarlkit.experiment.runner import budget_text
+
+            result.extra["training_budget"] = budget_text(entry.trained.run_dir)
+            result.extra["training_status"] = entry.trained.status
         result.wall_time_s = time.perf_counter() - start
         results.append(result)
-        print(f"  evaluated {resolved.spec} in {result.wall_time_s:.1f}s", file=sys.stderr)
+        print(f"  evaluated {name} in {result.wall_time_s:.1f}s", file=sys.stderr)
     return family, episodes, results
 
 
@@ -208,6 +273,8 @@ def cmd_evaluate(args) -> int:
     if tuning:
         chosen = ", ".join(f"{k}={v}" for k, v in tuning["chosen"].items())
         print(f"               ({chosen} tuned on {tuning['num_tasks']} validation tasks)")
+    if summary.get("training_budget"):
+        print(f"               (trained: {summary['training_budget']})")
     print(f"task           {family.spec()} (v{family.version}), {episodes} episodes x {family.horizon} steps")
     print(f"tasks          {result.num_tasks} {result.split} tasks, agent seed {result.seed}")
     print(f"total reward   {_fmt(summary['total_reward'])}   (optimal {summary['optimal_total_reward']['mean']:.2f})")
@@ -247,9 +314,10 @@ def cmd_compare(args) -> int:
         s = res.summary(provenance=False)
         diff_mean, diff_half = mean_ci(res.total_reward - ref.total_reward)
         diff = "-" if res is ref else f"{diff_mean:+.2f} ± {diff_half:.2f}"
+        budget = f"   trained: {s['training_budget']}" if s.get("training_budget") else ""
         print(
             f"{res.agent_name:26s} {_fmt(s['total_reward']):>16s} {_fmt(s['regret']):>16s} "
-            f"{_fmt(s['pseudo_regret']):>16s} {diff:>22s}"
+            f"{_fmt(s['pseudo_regret']):>16s} {diff:>22s}{budget}"
         )
     if args.json:
         write_json(args.json, {"task": family.spec(), "episodes": episodes, "results": [r.summary() for r in results]})
@@ -283,12 +351,22 @@ def cmd_reproduce(args) -> int:
 
         for a in agents:
             baselines.get(a)
+    runs = tuple(args.runs or ())
+    for run_dir in runs:
+        if _split_agent_spec(run_dir) is None:
+            raise UsageError(f"--runs {run_dir!r} is not a training run (no run.json); give the --out of 'metarlkit train'")
+    if runs:
+        cells = [(n, k) for n in (args.n or exp.ns) for k in (args.k or exp.ks)]
+        try:
+            rl2.place_runs(args.experiment, runs, cells)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     start = time.perf_counter()
     print(f"{exp.description}; {args.num_tasks} test tasks per cell, knobs tuned on {args.tune_tasks} validation tasks", file=sys.stderr)
     rows = rl2.run(
         args.experiment, num_tasks=args.num_tasks, tune_tasks=args.tune_tasks, seed=args.seed,
         agents=agents, ns=args.n or None, ks=args.k or None,
-        progress=lambda line: print("  " + line, file=sys.stderr, flush=True),
+        progress=lambda line: print("  " + line, file=sys.stderr, flush=True), runs=runs,
     )
     wall = time.perf_counter() - start
     print(rl2.format_table(rows))
@@ -303,6 +381,97 @@ def cmd_reproduce(args) -> int:
         write_json(args.json, rows)
         print(f"wrote {args.json}")
     return 1 if violations else 0
+
+
+def cmd_train(args) -> int:
+    from metarlkit import algos
+    from metarlkit.experiment import TrainingDiverged, train
+    from metarlkit.experiment.config import build
+    from metarlkit.experiment.runner import RunDirError, budget_text, read_run
+
+    algo = algos.get(args.algorithm)
+    overrides = {k[len("cfg_"):]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    if args.resume:
+        given = sorted(overrides) + [f for f in ("task", "episodes", "out", "preset", "config") if getattr(args, f)]
+        if given:
+            raise UsageError(f"--resume continues a run with its saved config; drop --{given[0].replace('_', '-')}")
+        run_dir = args.resume
+        try:
+            info = read_run(run_dir)
+        except RunDirError as err:
+            raise UsageError(str(err)) from None
+        if info["algorithm_name"] != algo.NAME:
+            raise UsageError(f"{run_dir} is a {info['algorithm_name']} run; use 'metarlkit train {info['algorithm_name']} --resume {run_dir}'")
+        config = family = episodes = None
+    else:
+        if not args.out:
+            raise UsageError("give --out RUN_DIR (a new directory for checkpoints, logs and the config)")
+        if not args.task:
+            raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UsageError(f"--out {args.out!r} is a file; give a directory")
+        family, episodes = _family_and_episodes(args.task, args.episodes)
+        preset = args.preset or "default"
+        if preset not in algo.PRESETS:
+            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(algo.PRESETS)}")
+        layers = [algo.PRESETS[preset]]
+        if args.config:
+            layers.append(_load_config(args.config))
+        layers.append(overrides)
+        config = build(algo.Config, *layers, source=f"{algo.NAME} config")
+        run_dir = args.out
+    try:
+        status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),
+                       progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+    except RunDirError as err:
+        raise UsageError(str(err)) from None
+    except TrainingDiverged as err:
+        print(f"metarlkit: error: {err}", file=sys.stderr)
+        return 1
+    print(f"trained {run_dir}: {budget_text(run_dir)}")
+    print(f"evaluate it with: metarlkit evaluate --agent {run_dir}")
+    return 0 if status.get("state") == "complete" else 1
+
+
+def cmd_plot(args) -> int:
+    from metarlkit.plotting import plot_run
+
+    for path in args.run_dir:
+        if _split_agent_spec(path) is None:
+            raise UsageError(f"{path!r} is not a training run (no run.json); give the --out of 'metarlkit train'")
+    _check_output(args.out, "--out")
+    chosen = None
+    if args.baselines is not None:
+        from metarlkit import baselines
+
+        chosen = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
+        for b in chosen:
+            baselines.get(b)
+    try:
+        written = plot_run(args.run_dir, out=args.out, num_tasks=args.num_tasks, baselines=chosen,
+                           tune_tasks=args.tune_tasks)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_config_options(p: argparse.ArgumentParser, cls) -> None:
+    """One --option per config field, documented by the field's docstring; unset options stay None."""
+    import dataclasses
+
+    from metarlkit.experiment.config import field_docs
+
+    docs = field_docs(cls)
+    group = p.add_argument_group(f"{cls.__name__} options (also settable in --config FILE)")
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": "cfg_" + f.name, "default": None, "metavar": "VALUE",
+                                  "help": f"{docs.get(f.name, '')} (default {f.default})".replace("%", "%%")}
+        if f.type in (bool, "bool"):
+            kwargs.update(nargs="?", const="true", metavar="BOOL")
+        group.add_argument(flag, **kwargs)
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -356,8 +525,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_int_list, metavar="N,N", help="only these n (pulls or episodes)")
     p.add_argument("--k", type=_int_list, metavar="K,K", help="only these k (arms; bandits)")
     p.add_argument("--agents", metavar="A,B", help="only these agents")
+    p.add_argument("--runs", nargs="+", metavar="RUN_DIR",
+                   help="RL2 training runs to add as the RL2 column (each goes to the cell it was trained for)")
     p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     p.set_defaults(func=cmd_reproduce)
+
+    from metarlkit import algos
+
+    p = sub.add_parser("train", help="train an algorithm on a task family (" + ", ".join(algos.ALGORITHMS) + ")")
+    train_sub = p.add_subparsers(dest="algorithm", parser_class=_Parser, required=True)
+    for name in algos.ALGORITHMS:
+        algo = algos.get(name)
+        q = train_sub.add_parser(name, help=(algo.__doc__ or "").strip().splitlines()[0])
+        q.add_argument("--task", metavar="SPEC", help="task spec NAME[:key=value,...], e.g. bernoulli-bandit:arms=5")
+        q.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes per trial")
+        q.add_argument("--out", metavar="RUN_DIR", help="new directory for the run (config, checkpoints, logs)")
+        q.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+        q.add_argument("--preset", help="named set of options: " + ", ".join(algo.PRESETS))
+        q.add_argument("--config", metavar="FILE", help="JSON or TOML file of options (a run's run.json works too)")
+        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        q.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+        _add_config_options(q, algo.Config)
+        q.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("plot", help="plot training runs: training curve, adaptation curve and regret beside baselines")
+    p.add_argument("run_dir", nargs="+", metavar="RUN_DIR", help="run directories (the --out of 'metarlkit train')")
+    p.add_argument("--out", metavar="FILE", help="figure file (default RUN_DIR/plots/summary.png)")
+    p.add_argument("--baselines", metavar="A,B", help="classic agents to plot beside ('none' for none; default: the family's usual set)")
+    p.add_argument("--num-tasks", type=_positive_int, default=500, metavar="M", help="test tasks (default 500)")
+    p.add_argument("--tune-tasks", type=_positive_int, default=200, metavar="M", help="validation tasks for tuning (default 200)")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

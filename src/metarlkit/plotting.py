@@ -19,12 +19,36 @@ def plot_results(results: Sequence[EvalResult], path: str | os.PathLike, title: 
     right, mean cumulative regret over episodes. One-episode trials: mean total reward and regret
     per agent as bars with 95% intervals.
     """
+    plt = _pyplot()
+    fig, (ax_ret, ax_reg) = plt.subplots(1, 2, figsize=(12, 4.5))
+    first = results[0]
+    _draw_results(ax_ret, ax_reg, results)
+    fig.suptitle(title or f"{first.family.spec()} - {first.num_episodes} episodes, {first.num_tasks} {first.split} tasks")
+    _save(fig, path)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_ret, ax_reg) = plt.subplots(1, 2, figsize=(12, 4.5))
+    return plt
+
+
+def _save(fig, path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
+    fig.savefig(buf, format=fmt, dpi=110)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
+    """Adaptation curve (left axis) and cumulative regret (right axis), or bars for 1-episode trials."""
     first = results[0]
     if first.num_episodes > 1:
         episodes = np.arange(1, first.num_episodes + 1)
@@ -49,10 +73,70 @@ def plot_results(results: Sequence[EvalResult], path: str | os.PathLike, title: 
             ax.bar(x, [m for m, _ in stats], yerr=[h for _, h in stats], capsize=3)
             ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
             ax.set_ylabel(label)
-    fig.suptitle(title or f"{first.family.spec()} - {first.num_episodes} episodes, {first.num_tasks} {first.split} tasks")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
-    fig.savefig(buf, format=fmt, dpi=110)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+
+
+DEFAULT_BASELINES = ("gittins", "bayes-optimal", "ts", "ucb1", "psrl", "ucrl2", "greedy", "random")
+
+
+def default_baselines(family) -> list[str]:
+    """The classic agents a trained run is plotted beside: those of DEFAULT_BASELINES that support it."""
+    from metarlkit import baselines
+
+    return [b for b in DEFAULT_BASELINES if baselines.get(b).supports(family) is None][:6]
+
+
+def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int = 500,
+             baselines: Sequence[str] | None = None, tune_tasks: int = 200, seed: int = 0) -> list[str]:
+    """Plots training runs of one task: training curve, adaptation curve and regret beside baselines.
+
+    Every seed of every run and each classic agent (knobs tuned on `tune_tasks` validation tasks)
+    is evaluated on the first `num_tasks` test tasks with the same draws (`metarlkit.evaluate`).
+    `baselines=[]` plots the runs alone. Returns the written paths (default
+    RUN_DIR/plots/summary.png of the first run).
+    """
+    from metarlkit import baselines as classic
+    from metarlkit.evaluation import evaluate
+    from metarlkit.experiment import load
+    from metarlkit.experiment.metrics import curve, read
+    from metarlkit.experiment.runner import budget_text, read_run
+
+    infos = [read_run(d) for d in run_dirs]
+    task, episodes = infos[0]["task"], infos[0]["episodes"]
+    for d, info in zip(run_dirs, infos):
+        if (info["task"], info["episodes"]) != (task, episodes):
+            raise ValueError(f"{d} was trained on {info['task']} x {info['episodes']} episodes, {run_dirs[0]} on "
+                             f"{task} x {episodes}; plot runs of one task together")
+    results = []
+    for d, info in zip(run_dirs, infos):
+        for s in range(info["config"].get("seeds", 1)):
+            trained = load(d, seed=s)
+            results.append(evaluate(trained.agent, trained.family, trained.params, num_episodes=episodes,
+                                    num_tasks=num_tasks, name=trained.name, seed=seed))
+    family = results[0].family
+    for spec in default_baselines(family) if baselines is None else baselines:
+        r = classic.resolve(spec, family, episodes, tune_tasks=tune_tasks, seed=seed)
+        results.append(evaluate(r.agent, family, r.params, num_episodes=episodes, num_tasks=num_tasks,
+                                name=r.spec, seed=seed))
+
+    plt = _pyplot()
+    fig, (ax_train, ax_ret, ax_reg) = plt.subplots(1, 3, figsize=(17, 4.6))
+    for d, info in zip(run_dirs, infos):
+        seeds = info["config"].get("seeds", 1)
+        steps, values = curve(read(d), "trial_return", seeds)
+        if len(steps) == 0:
+            continue
+        for s in range(seeds):
+            (line,) = ax_train.plot(steps / 1e6, values[:, s], lw=0.8, alpha=0.6 if seeds > 1 else 1.0)
+        if seeds > 1:
+            ax_train.plot(steps / 1e6, np.nanmean(values, axis=1), color="k", lw=1.4, label=f"{d}: mean of {seeds} seeds")
+        ax_train.plot([], [], color=line.get_color(), label=f"{d} ({budget_text(d)})")
+    ax_train.set_xlabel("environment steps (millions)")
+    ax_train.set_ylabel("mean total reward per training trial")
+    ax_train.legend(fontsize=7)
+    ax_train.set_title("training")
+    _draw_results(ax_ret, ax_reg, results)
+    ax_ret.set_title(f"{num_tasks} test tasks")
+    fig.suptitle(f"{family.spec()} - {episodes} episodes per trial")
+    path = out or os.path.join(run_dirs[0], "plots", "summary.png")
+    _save(fig, path)
+    return [path]

@@ -54,7 +54,13 @@ def _convert(raw: Any, kind: Any, what: str) -> Any:
                 return False
             raise ValueError(raw)
         if kind is int:
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:  # 5e7, 50_000_000.0: whole numbers written as floats
+                value = float(raw)
+                if not value.is_integer():
+                    raise
+                return int(value)
         if kind is float:
             return float(raw)
     except ValueError:

@@ -8,7 +8,7 @@ environment is frozen, rewards are zero and the agent is not fed.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,7 @@ class StepRecord(NamedTuple):
     valid: jax.Array  # bool: the step happened (before or at the episode's done)
     expected_reward: jax.Array  # zero where not valid
     optimal_expected_reward: jax.Array  # zero where not valid
+    extras: Any = None  # what `record(agent_state)` returned after each act (training data)
 
 
 def _select(pred, on_true, on_false):
@@ -45,11 +46,16 @@ def run_trial(
     env_key: jax.Array,
     agent_key: jax.Array,
     num_episodes: int,
+    record: Callable[[Any], Any] | None = None,
 ) -> StepRecord:
     """Runs one trial of `num_episodes` episodes of `task` (single task; `vmap` for batches).
 
     Environment randomness comes from `env_key` keyed by (episode, step), agent randomness from
     `agent_key` keyed the same way, so the two are independent (common random numbers).
+
+    `record`, when given, maps the agent state right after each `act` to a pytree stored per step in
+    `StepRecord.extras` (a learner's inputs, log-probabilities and values): training rollouts and
+    evaluation run this one function, so they cannot drift apart.
 
     Returns:
       StepRecord with arrays of shape [num_episodes, family.horizon].
@@ -70,18 +76,20 @@ def run_trial(
             action, next_agent_state = agent.act(
                 params, agent_state, obs, jax.random.fold_in(agent_steps, t)
             )
+            acted_state = next_agent_state
             next_obs, next_env_state, reward, done, info = family.step(
                 jax.random.fold_in(step_base, t), env_state, action, task
             )
             next_agent_state = agent.observe(
                 params, next_agent_state, Transition(obs, action, reward, next_obs, done)
             )
-            record = StepRecord(
+            step_record = StepRecord(
                 action=action,
                 reward=jnp.where(alive, reward, 0.0),
                 valid=alive,
                 expected_reward=jnp.where(alive, info.expected_reward, 0.0),
                 optimal_expected_reward=jnp.where(alive, info.optimal_expected_reward, 0.0),
+                extras=None if record is None else record(acted_state),
             )
             carry = (
                 _select(alive, next_agent_state, agent_state),
@@ -89,7 +97,7 @@ def run_trial(
                 jnp.where(alive, next_obs, obs),
                 alive & ~done,
             )
-            return carry, record
+            return carry, step_record
 
         (agent_state, _, _, _), records = jax.lax.scan(
             run_step, (agent_state, env_state, obs, jnp.bool_(True)), jnp.arange(family.horizon)

@@ -1,8 +1,11 @@
 """Classic adaptive baselines, each an AdaptiveAgent, looked up by name."""
 
-from metarlkit.baselines import bandit  # noqa: F401  (registers the bandit agents)
-from metarlkit.baselines import bayes_optimal, gittins  # noqa: F401  (register their agents)
-from metarlkit.baselines import mdp  # noqa: F401  (registers the tabular-MDP agents)
+from metarlkit.baselines import (  # noqa: F401  (register their agents)
+    bandit,  # noqa: F401  (registers the bandit agents)
+    bayes_optimal,
+    gittins,
+    mdp,  # noqa: F401  (registers the tabular-MDP agents)
+)
 from metarlkit.baselines.core import (
     Baseline,
     Knob,

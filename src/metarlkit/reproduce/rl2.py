@@ -78,8 +78,13 @@ def run(
     ns: tuple[int, ...] | None = None,
     ks: tuple[int, ...] | None = None,
     progress: Callable[[str], None] | None = None,
+    runs: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Runs an experiment of EXPERIMENTS; returns one row per (cell, agent).
+
+    `runs` are RL2 training-run directories: each is placed in the cell it was trained for and
+    every one of its seeds is evaluated on the same test tasks as the classic agents, giving the
+    table's RL2 column (mean over seeds; `seeds` lists each seed's mean and ci95).
 
     Row keys: table, n, k (None for MDPs), agent (the resolved spec), mean, ci95 (of the total
     reward), expected_mean (mean expected total reward), paper, agrees (for random and TS: within
@@ -91,6 +96,7 @@ def run(
     ns = ns or exp.ns
     ks = ks or exp.ks
     cells = [(n, k, tasks.from_spec(exp.task(k))) for n in ns for k in ks]
+    placed = place_runs(name, runs, [(n, k) for n, k, _ in cells])
     # Check every agent on every cell first (bad input fails before any work), and start
     # compiling every program in the order they will run: compiling (one core) overlaps running.
     jobs = [(n, family, baselines.prepare(a, family, n)) for n, _, family in cells for a in agents]
@@ -130,14 +136,66 @@ def run(
                 "wall_time_s": round(time.perf_counter() - start, 2),
             }
             rows.append(row)
-            if progress:
-                cell = f"n={n}" + (f" k={k}" if k is not None else "")
-                paper_txt = f" (paper {paper})" if paper is not None else ""
-                progress(
-                    f"{cell:12s} {resolved.spec:24s} {mean:9.2f} ± {half:5.2f}{paper_txt}"
-                    f"  [{row['wall_time_s']:.1f}s]"
-                )
+            _report(progress, row)
+        for run_dir in placed.get((n, k), ()):
+            row = _run_row(exp, run_dir, family, n, k, num_tasks, seed)
+            rows.append(row)
+            _report(progress, row)
     return rows
+
+
+def _report(progress, row) -> None:
+    if progress:
+        cell = f"n={row['n']}" + (f" k={row['k']}" if row["k"] is not None else "")
+        paper_txt = f" (paper {row['paper']})" if row["paper"] is not None else ""
+        progress(f"{cell:12s} {row['agent']:24s} {row['mean']:9.2f} ± {row['ci95']:5.2f}{paper_txt}"
+                 f"  [{row['wall_time_s']:.1f}s]")
+
+
+def place_runs(name: str, runs, cells) -> dict[tuple, list[str]]:
+    """{(n, k): [run dirs]}; ValueError for a run that is not of this experiment or of these cells."""
+    from metarlkit.experiment.runner import read_run
+
+    exp = EXPERIMENTS[name]
+    placed: dict[tuple, list[str]] = {}
+    for run_dir in runs:
+        info = read_run(run_dir)
+        family = tasks.from_spec(info["task"])
+        k = getattr(family, "arms", None) if exp.ks != (None,) else None
+        if family != tasks.from_spec(exp.task(k)):
+            raise ValueError(f"{run_dir} was trained on {family.spec()}, which is not a task of {name}")
+        cell = (info["episodes"], k)
+        if cell not in cells:
+            where = f"n={cell[0]}" + (f", k={k}" if k is not None else "")
+            raise ValueError(f"{run_dir} is for {where}, not a cell of this table; add it with --n/--k or drop the run")
+        placed.setdefault(cell, []).append(str(run_dir))
+    return placed
+
+
+def _run_row(exp, run_dir, family, n, k, num_tasks, seed) -> dict[str, Any]:
+    from metarlkit.experiment import load
+    from metarlkit.experiment.runner import budget_text
+
+    start = time.perf_counter()
+    per_seed, totals, expected = [], [], []
+    trained = load(run_dir)
+    for s in range(trained.info["config"]["seeds"]):
+        trained = load(run_dir, seed=s)
+        result = evaluate(trained.agent, family, trained.params, num_episodes=n, num_tasks=num_tasks,
+                          seed=seed, name=trained.name)
+        m, h = mean_ci(result.total_reward)
+        per_seed.append({"seed": s, "mean": float(m), "ci95": float(h)})
+        totals.append(result.total_reward)
+        expected.append(result.expected_total_reward.mean())
+    # ci95 over tasks of the per-task mean over seeds; the spread between seeds is in `seeds`.
+    mean, half = mean_ci(np.mean(totals, axis=0))
+    return {
+        "table": exp.table, "n": n, "k": k, "agent": f"rl2({run_dir})",
+        "mean": float(mean), "ci95": float(half), "expected_mean": float(np.mean(expected)),
+        "paper": paper_value(exp.table, "rl2", n, k), "agrees": None, "tolerance": None,
+        "hyperparameters": trained.hyperparameters, "tuning": None, "seeds": per_seed,
+        "training_budget": budget_text(run_dir), "wall_time_s": round(time.perf_counter() - start, 2),
+    }
 
 
 def oracle_violations(rows: list[dict[str, Any]]) -> list[str]:
@@ -163,7 +221,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append((r["n"], r["k"]))
     for n, k in cells:
         cell_rows = [r for r in rows if (r["n"], r["k"]) == (n, k)]
-        names = [r["agent"].split(":")[0] for r in cell_rows]
+        names = ["rl2" if r["agent"].startswith("rl2(") else r["agent"].split(":")[0] for r in cell_rows]
         width = 16
         head = f"n={n}" + (f" k={k}" if k is not None else "")
         lines.append(f"{head:10s}" + "".join(f"{a:>{width}s}" for a in names))

@@ -1,0 +1,86 @@
+"""The trained RL2 policy as an AdaptiveAgent: its adaptation state is the recurrent hidden state.
+
+ATTENTION: the hidden state is reset only in `init`, i.e. at a trial boundary. Episode ends inside
+a trial reach the network as the done flag of the next input; `end_episode` changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from metarlkit.agents import AdaptiveAgent, no_end_episode
+from metarlkit.algos.rl2.networks import encode, input_size, network_def
+
+
+class RL2State(NamedTuple):
+    """Adaptation state of one trial (no batch axis)."""
+
+    carry: Any  # recurrent state: [H] (GRU) or ([H], [H]) (LSTM)
+    prev_action: jax.Array  # int32, -1 before the first step
+    prev_reward: jax.Array  # float32
+    prev_done: jax.Array  # float32, 1 when the previous step ended an episode
+    step: jax.Array  # int32, steps taken in this trial
+    trial_steps: jax.Array  # int32, steps in the whole trial (episodes x horizon)
+    # What the last `act` saw and produced; the learner records these per step.
+    x: jax.Array  # [D] network input
+    logp: jax.Array  # log pi(action | history)
+    value: jax.Array  # value estimate
+
+
+class StepData(NamedTuple):
+    """Per-step training record taken from the state after `act`."""
+
+    x: jax.Array
+    logp: jax.Array
+    value: jax.Array
+
+
+def record(state: RL2State) -> StepData:
+    return StepData(state.x, state.logp, state.value)
+
+
+@functools.lru_cache(maxsize=64)
+def make_agent(obs_size: int, num_actions: int, horizon: int, core: str, hidden_size: int,
+               time_input: bool) -> AdaptiveAgent:
+    """The RL2 AdaptiveAgent for a network shape; `params` is the network's params pytree.
+
+    Cached, so every agent of one shape is the same object and shares compiled evaluation programs.
+    """
+    d = input_size(obs_size, num_actions, time_input)
+    _, apply, _, initial_carry = network_def(d, num_actions, core, hidden_size)
+
+    def init(params, key, num_episodes):
+        del params, key
+        return RL2State(
+            carry=initial_carry(),
+            prev_action=jnp.int32(-1),
+            prev_reward=jnp.float32(0.0),
+            prev_done=jnp.float32(0.0),
+            step=jnp.int32(0),
+            trial_steps=jnp.int32(num_episodes * horizon),
+            x=jnp.zeros((d,), jnp.float32),
+            logp=jnp.float32(0.0),
+            value=jnp.float32(0.0),
+        )
+
+    def act(params, state, obs, key):
+        frac = state.step.astype(jnp.float32) / state.trial_steps.astype(jnp.float32)
+        x = encode(obs, state.prev_action, state.prev_reward, state.prev_done, frac, num_actions, time_input)
+        carry, dist, value = apply(params, state.carry, x)
+        action = dist.sample(key)
+        return action, state._replace(carry=carry, x=x, logp=dist.log_prob(action), value=value)
+
+    def observe(params, state, transition):
+        del params
+        return state._replace(
+            prev_action=transition.action.astype(jnp.int32),
+            prev_reward=transition.reward.astype(jnp.float32),
+            prev_done=transition.done.astype(jnp.float32),
+            step=state.step + 1,
+        )
+
+    return AdaptiveAgent(init=init, act=act, observe=observe, end_episode=no_end_episode)

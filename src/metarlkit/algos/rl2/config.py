@@ -1,0 +1,110 @@
+"""RL2 configuration: a frozen dataclass, one docstring per field (shown by `metarlkit train rl2 --help`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+ALGORITHMS = ("ppo", "a2c")
+LR_SCHEDULES = ("constant", "linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class RL2Config:
+    """Options of RL2 training (Duan et al. 2016; Wang et al. 2016)."""
+
+    algorithm: str = "ppo"
+    """'ppo' (recurrent PPO with GAE; the default) or 'a2c' (advantage actor-critic, Wang et al.)."""
+    core: str = "gru"
+    """Recurrent core: 'gru' (the RL2 paper) or 'lstm' (Wang et al.)."""
+    hidden_size: int = 128
+    """Units of the recurrent core (the RL2 paper used a 256-unit GRU)."""
+    time_input: bool = False
+    """Also feed the fraction of the trial elapsed (t / steps per trial) as an input."""
+    total_steps: int = 50_000_000
+    """Training budget in environment steps (trials x steps per trial, summed over updates)."""
+    tasks_per_update: int = 512
+    """Trials (each on a freshly sampled task) collected per update."""
+    learning_rate: float = 1e-3
+    """Adam step size at the start of training."""
+    lr_schedule: str = "linear"
+    """'constant' or 'linear' (decays to 0 at the end of the budget)."""
+    gamma: float = 0.99
+    """Discount per step, applied across episode boundaries inside a trial."""
+    gae_lambda: float = 0.9
+    """GAE lambda (the RL2 paper used 0.3 with TRPO; 0.9 learns faster with PPO here)."""
+    epochs: int = 0
+    """Passes over each batch (0: 4 for ppo, 1 for a2c)."""
+    minibatches: int = 0
+    """Minibatches per pass, split along trials (0: 4 for ppo, 1 for a2c)."""
+    clip_eps: float = 0.2
+    """PPO's ratio clip epsilon."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.05
+    """Entropy bonus weight at the start of training."""
+    entropy_coef_final: float = 0.0
+    """Entropy bonus weight after the anneal."""
+    entropy_anneal: float = 1.0
+    """Fraction of the budget over which the entropy weight moves linearly to its final value."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    reward_scale: float = 0.1
+    """Rewards are multiplied by this for the learner (the agent's reward input is unscaled); at 1.0
+    the value loss of 100-pull trials swamps the shared core's gradient and nothing is learnt."""
+    normalize_advantages: bool = True
+    """Normalise advantages to mean 0, std 1 per minibatch."""
+    seed: int = 0
+    """Random seed of the first training seed; seed i of a run uses seed + i."""
+    seeds: int = 1
+    """Independent training seeds, trained at once (vmapped)."""
+    checkpoint_steps: int = 2_000_000
+    """Environment steps per compiled chunk; metrics, progress and a checkpoint follow each chunk."""
+
+    def __post_init__(self):
+        def fail(msg):
+            raise ValueError(msg)
+
+        if self.algorithm not in ALGORITHMS:
+            fail(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            fail(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        from metarlkit.nets.recurrent import CORES
+
+        if self.core not in CORES:
+            fail(f"core must be one of {', '.join(CORES)}, got {self.core!r}")
+        for name in ("hidden_size", "total_steps", "tasks_per_update", "seeds", "checkpoint_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"{name} must be a whole number >= 1, got {value!r}")
+        for name in ("epochs", "minibatches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                fail(f"{name} must be a whole number >= 0 (0 picks the algorithm's default), got {value!r}")
+        defaults = {"ppo": (4, 4), "a2c": (1, 1)}[self.algorithm]
+        if self.epochs == 0:
+            object.__setattr__(self, "epochs", defaults[0])
+        if self.minibatches == 0:
+            object.__setattr__(self, "minibatches", defaults[1])
+        if self.algorithm == "a2c" and (self.epochs, self.minibatches) != (1, 1):
+            fail("a2c takes one gradient step per batch: leave epochs and minibatches at 0 (or 1), or use ppo")
+        if self.tasks_per_update % self.minibatches:
+            fail(f"tasks_per_update ({self.tasks_per_update}) must be a multiple of minibatches ({self.minibatches})")
+        if not 0 <= self.gamma <= 1:
+            fail(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if not 0 <= self.gae_lambda <= 1:
+            fail(f"gae_lambda must be in [0, 1], got {self.gae_lambda!r}")
+        if not 0 < self.entropy_anneal <= 1:
+            fail(f"entropy_anneal must be in (0, 1], got {self.entropy_anneal!r}")
+        for name in ("learning_rate", "clip_eps", "max_grad_norm", "reward_scale"):
+            if not getattr(self, name) > 0:
+                fail(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("value_coef", "entropy_coef", "entropy_coef_final"):
+            if not getattr(self, name) >= 0:
+                fail(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+
+# Named sets of overrides (`metarlkit train rl2 --preset NAME`); flags given with a preset win.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "a2c": {"algorithm": "a2c", "learning_rate": 7e-4},
+}

@@ -1,0 +1,183 @@
+"""RL2 training: whole trials rolled out on freshly sampled tasks, recurrent PPO/A2C updates.
+
+`make_train(config, family, num_episodes)` returns pure `init(key)` and `run_chunk(state, n)`;
+`run_chunk` is a `lax.scan` over n updates, each of which
+
+  1. samples `tasks_per_update` tasks and rolls out one trial of each with the current policy
+     (`trial.run_trial`, the function evaluation uses, `vmap`ped over tasks);
+  2. computes GAE over each whole trial: ATTENTION, episode ends inside a trial are not terminal
+     (see `metarlkit.rl.returns`); only the trial end is, so discount_t = gamma everywhere and the
+     trial's last valid step bootstraps from 0;
+  3. takes `epochs` passes of `minibatches` Adam steps over the trials, re-running the recurrent
+     network from the trial-start carry (whole trials, so no truncated backpropagation).
+
+Seeds are a `vmap` of both functions over keys (`seeded`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metarlkit.algos.rl2.agent import make_agent, record
+from metarlkit.algos.rl2.config import RL2Config
+from metarlkit.algos.rl2.losses import Batch, loss_fn
+from metarlkit.algos.rl2.networks import input_size, network_def
+from metarlkit.rl.returns import gae
+from metarlkit.tasks.base import TaskFamily
+from metarlkit.trial import run_trial
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to continue exactly (one seed; `seeded` adds a leading axis)."""
+
+    params: Any  # network params (nnx.State)
+    opt_state: Any  # optax state
+    key: jax.Array  # raw uint32 key [2]
+    update: jax.Array  # int32, updates done
+
+
+class Train(NamedTuple):
+    """What `make_train` returns: the pure functions and the run's derived sizes."""
+
+    init: Callable[[jax.Array], TrainState]
+    run_chunk: Callable[[TrainState, int], tuple[TrainState, dict]]
+    num_updates: int  # updates in the whole budget (a whole number of chunks)
+    updates_per_chunk: int  # updates per compiled chunk (a checkpoint follows each)
+    steps_per_update: int  # environment steps per update
+    agent: Any  # the AdaptiveAgent the params drive
+    agent_args: dict  # make_agent's arguments (saved in the run dir to rebuild the agent)
+
+
+def chunking(total_steps: int, checkpoint_steps: int, steps_per_update: int) -> tuple[int, int]:
+    """(updates per chunk, total updates): chunks of about `checkpoint_steps`, all the same length.
+
+    The budget is rounded up to whole chunks (by less than one chunk) so a run compiles one chunk
+    program, not a second one for a shorter last chunk.
+    """
+    wanted = max(1, math.ceil(total_steps / steps_per_update))
+    target = max(1, round(checkpoint_steps / steps_per_update))
+    chunks = math.ceil(wanted / target)
+    per_chunk = math.ceil(wanted / chunks)
+    return per_chunk, chunks * per_chunk
+
+
+def agent_args(config: RL2Config, family: TaskFamily) -> dict:
+    return {
+        "obs_size": math.prod(family.obs_shape),
+        "num_actions": family.num_actions,
+        "horizon": family.horizon,
+        "core": config.core,
+        "hidden_size": config.hidden_size,
+        "time_input": config.time_input,
+    }
+
+
+def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Train:
+    """Builds RL2 training for `family` with trials of `num_episodes` episodes.
+
+    Args:
+      config: RL2Config.
+      family: the task family trained on (tasks drawn from its distribution by the run's key).
+      num_episodes: episodes per trial.
+
+    Returns:
+      Train(init, run_chunk, num_updates, steps_per_update, agent, agent_args).
+    """
+    family.check_episodes(num_episodes)
+    args = agent_args(config, family)
+    agent = make_agent(**args)
+    d = input_size(args["obs_size"], args["num_actions"], config.time_input)
+    _, apply, init_params, initial_carry = network_def(d, family.num_actions, config.core, config.hidden_size)
+    B, T = config.tasks_per_update, num_episodes * family.horizon
+    steps_per_update = B * T
+    per_chunk, num_updates = chunking(config.total_steps, config.checkpoint_steps, steps_per_update)
+    mb_size = B // config.minibatches
+    opt_steps = num_updates * config.epochs * config.minibatches
+    if config.lr_schedule == "linear":
+        lr = optax.linear_schedule(config.learning_rate, 0.0, opt_steps)
+    else:
+        lr = config.learning_rate
+    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+    anneal_updates = max(1, round(config.entropy_anneal * num_updates))
+
+    def entropy_coef(update):
+        frac = jnp.minimum(update.astype(jnp.float32) / anneal_updates, 1.0)
+        return config.entropy_coef + frac * (config.entropy_coef_final - config.entropy_coef)
+
+    def init(key) -> TrainState:
+        key_params, key = jax.random.split(key)
+        params = init_params(key_params)
+        return TrainState(params, optimizer.init(params), key, jnp.int32(0))
+
+    def rollout(params, key):
+        key_tasks, key_env, key_agent = jax.random.split(key, 3)
+        tasks = jax.vmap(family.sample_task)(jax.random.split(key_tasks, B))
+
+        def one(task, env_key, agent_key):
+            return run_trial(family, agent, params, task, env_key, agent_key, num_episodes, record=record)
+
+        rec = jax.vmap(one)(tasks, jax.random.split(key_env, B), jax.random.split(key_agent, B))
+        flat = jax.tree_util.tree_map(lambda a: a.reshape((B, T) + a.shape[3:]), rec)
+        return flat
+
+    def update(state: TrainState, _):
+        key_rollout, key_sgd, key = jax.random.split(state.key, 3)
+        rec = rollout(state.params, key_rollout)
+        adv, target = jax.vmap(lambda r, v, ok: gae(r, v, config.gamma, config.gae_lambda, 0.0, ok))(
+            rec.reward * config.reward_scale, rec.extras.value, rec.valid
+        )
+        batch = Batch(rec.extras.x, rec.action, rec.extras.logp, rec.extras.value, adv, target, rec.valid)
+        coef = entropy_coef(state.update)
+        grad_fn = jax.grad(
+            lambda p, mb: loss_fn(p, mb, coef, apply=apply, carry0=initial_carry(), algorithm=config.algorithm,
+                                  clip_eps=config.clip_eps, value_coef=config.value_coef,
+                                  normalize=config.normalize_advantages),
+            has_aux=True,
+        )
+
+        def sgd_step(carry, mb):
+            params, opt_state = carry
+            grads, stats = grad_fn(params, mb)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            stats["grad_norm"] = optax.tree.norm(grads)
+            return (optax.apply_updates(params, updates), opt_state), stats
+
+        def epoch(carry, key_perm):
+            perm = jax.random.permutation(key_perm, B)
+            mbs = jax.tree_util.tree_map(lambda a: a[perm].reshape((config.minibatches, mb_size) + a.shape[1:]), batch)
+            return jax.lax.scan(sgd_step, carry, mbs)
+
+        (params, opt_state), stats = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(key_sgd, config.epochs)
+        )
+        metrics = {k: jnp.mean(v) for k, v in stats.items()}
+        metrics["trial_return"] = jnp.mean(jnp.sum(rec.reward, axis=1))
+        metrics["trial_expected_return"] = jnp.mean(jnp.sum(rec.expected_reward, axis=1))
+        metrics["trial_pseudo_regret"] = jnp.mean(jnp.sum(rec.optimal_expected_reward - rec.expected_reward, axis=1))
+        metrics["entropy_coef"] = coef
+        return TrainState(params, opt_state, key, state.update + 1), metrics
+
+    def run_chunk(state: TrainState, num: int):
+        return jax.lax.scan(update, state, None, length=num)
+
+    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, agent, args)
+
+
+def seeded(train: Train):
+    """(init, run_chunk) over a leading seed axis: init(keys [S, 2]) and run_chunk(states, n), jitted.
+
+    `run_chunk` returns metrics [n, S], donates its input state, and `n` is static (one compile
+    per chunk length).
+    """
+    init = jax.jit(jax.vmap(train.init))
+
+    def chunk(state, num):
+        state, metrics = jax.vmap(lambda s: train.run_chunk(s, num))(state)
+        return state, jax.tree_util.tree_map(lambda m: jnp.swapaxes(m, 0, 1), metrics)
+
+    return init, jax.jit(chunk, static_argnums=1, donate_argnums=0)

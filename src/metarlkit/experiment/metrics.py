@@ -1,0 +1,121 @@
+"""Training metrics: one row per (update, seed) in metrics.csv and metrics.jsonl, and TensorBoard.
+
+Rows are appended after each compiled chunk, before its checkpoint; on resume, rows past the
+checkpoint's update are cut, so the logs always match the train state they describe. TensorBoard
+event files are append-only: a resumed run starts a new file, and TensorBoard shows the last value
+written for each step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from metarlkit.utils import _clean, write_atomic
+
+KEYS = ("update", "env_steps", "seed", "wall_time_s")
+
+
+class MetricsLog:
+    def __init__(self, run_dir: str | os.PathLike, num_seeds: int, tensorboard: bool = True):
+        self.dir = Path(run_dir)
+        self.csv_path = self.dir / "metrics.csv"
+        self.jsonl_path = self.dir / "metrics.jsonl"
+        self.num_seeds = num_seeds
+        self.columns: list[str] | None = None
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = [SummaryWriter(str(self.dir / "tensorboard" / f"seed{s}")) for s in range(num_seeds)]
+
+    def truncate(self, last_update: int) -> None:
+        """Drops rows after `last_update` (from a chunk whose checkpoint was never written)."""
+        rows = read(self.dir)
+        keep = [r for r in rows if r["update"] <= last_update]
+        if len(keep) == len(rows):
+            if rows:
+                self.columns = list(rows[0])
+            return
+        self.columns = list(rows[0]) if rows else None
+        write_atomic(self.jsonl_path, "".join(json.dumps(_clean(r)) + "\n" for r in keep).encode())
+        buf = io.StringIO()
+        if self.columns:
+            w = csv.DictWriter(buf, self.columns)
+            w.writeheader()
+            w.writerows(keep)
+        write_atomic(self.csv_path, buf.getvalue().encode())
+
+    def write(self, first_update: int, steps_per_update: int, wall_time_s: float, metrics: dict[str, np.ndarray]):
+        """Appends a chunk: `metrics[name]` is [updates, seeds]; `first_update` is its first update's number."""
+        names = sorted(metrics)
+        if self.columns is None:
+            self.columns = list(KEYS) + names
+        num = next(iter(metrics.values())).shape[0]
+        rows = []
+        for i in range(num):
+            update = first_update + i
+            for s in range(self.num_seeds):
+                row: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update, "seed": s,
+                                       "wall_time_s": round(wall_time_s, 3)}
+                row.update({n: float(metrics[n][i, s]) for n in names})
+                rows.append(row)
+                if self._tb:
+                    for n in names:
+                        self._tb[s].add_scalar(f"train/{n}", row[n], update * steps_per_update)
+        new_csv = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        with open(self.csv_path, "a", newline="") as f:
+            w = csv.DictWriter(f, self.columns)
+            if new_csv:
+                w.writeheader()
+            w.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(self.jsonl_path, "a") as f:
+            f.write("".join(json.dumps(_clean(r)) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+        if self._tb:
+            for w in self._tb:
+                w.flush()
+
+    def close(self) -> None:
+        for w in self._tb or ():
+            w.close()
+
+
+def read(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl (an empty list when there are none)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by a kill mid-write; everything before it is good
+    return rows
+
+
+def curve(rows: Sequence[dict[str, Any]], name: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(env_steps [U], values [U, seeds]) of metric `name`."""
+    updates = sorted({r["update"] for r in rows})
+    index = {u: i for i, u in enumerate(updates)}
+    values = np.full((len(updates), seeds), np.nan)
+    steps = np.zeros(len(updates))
+    for r in rows:
+        i = index[r["update"]]
+        steps[i] = r["env_steps"]
+        v = r.get(name)
+        values[i, r["seed"]] = np.nan if v is None else v
+    return steps, values

@@ -1,0 +1,73 @@
+"""Loading a trained run as an AdaptiveAgent: `metarlkit.load(RUN_DIR)`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+
+from metarlkit.agents import AdaptiveAgent
+from metarlkit.experiment import checkpoint
+from metarlkit.experiment.config import build
+from metarlkit.experiment.runner import (
+    CHECKPOINT_FILE,
+    RUN_FILE,
+    RunDirError,
+    programs,
+    read_run,
+    read_status,
+    seed_keys,
+)
+
+
+class TrainedAgent(NamedTuple):
+    """A trained agent, ready for `metarlkit.evaluate(agent.agent, agent.family, agent.params, ...)`."""
+
+    agent: AdaptiveAgent
+    params: Any  # one seed's trained parameters
+    family: Any  # the task family it was trained on
+    num_episodes: int  # episodes per trial it was trained for
+    name: str  # e.g. 'rl2(runs/k5):seed=0'
+    hyperparameters: dict[str, Any]  # the training config
+    info: dict[str, Any]  # run.json
+    status: dict[str, Any]  # status.json
+    run_dir: str
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / RUN_FILE).is_file()
+
+
+def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
+    """The agent trained in `run_dir` (seed index `seed` of a multi-seed run), from its checkpoint.
+
+    A run still in progress loads its latest checkpoint.
+    """
+    from metarlkit import algos, tasks
+
+    info = read_run(run_dir)
+    algo = algos.get(info["algorithm_name"])
+    config = build(algo.Config, info["config"], source=str(Path(run_dir) / RUN_FILE))
+    if not isinstance(seed, int) or not 0 <= seed < config.seeds:
+        raise RunDirError(f"{run_dir} has seeds 0..{config.seeds - 1}; got seed={seed!r}")
+    family = tasks.from_spec(info["task"])
+    trainer, init, _ = programs(algo, config, family, info["episodes"])
+    template = jax.eval_shape(init, seed_keys(config))
+    try:
+        state, _ = checkpoint.load(Path(run_dir) / CHECKPOINT_FILE, template)
+    except checkpoint.CheckpointError as err:
+        raise RunDirError(str(err)) from None
+    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), state.params)
+    return TrainedAgent(
+        agent=trainer.agent,
+        params=params,
+        family=family,
+        num_episodes=info["episodes"],
+        name=f"{algo.NAME}({os.path.normpath(str(run_dir))}):seed={seed}",
+        hyperparameters=info["config"],
+        info=info,
+        status=read_status(run_dir),
+        run_dir=str(run_dir),
+    )

@@ -1,0 +1,63 @@
+"""Action distributions for policy heads: categorical (discrete) and diagonal Gaussian (continuous).
+
+Each is a NamedTuple of arrays (a pytree, so it passes through `vmap`/`scan`) with `sample`,
+`log_prob`, `entropy` and `mode`. Single stream: a distribution over one action; `vmap` for batches.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Categorical(NamedTuple):
+    """Categorical over `logits.shape[-1]` actions."""
+
+    logits: jax.Array  # [A]
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.categorical(key, self.logits)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        return jax.nn.log_softmax(self.logits)[action]
+
+    def entropy(self) -> jax.Array:
+        logp = jax.nn.log_softmax(self.logits)
+        return -jnp.sum(jnp.exp(logp) * logp)
+
+    def mode(self) -> jax.Array:
+        return jnp.argmax(self.logits)
+
+    def kl(self, other: "Categorical") -> jax.Array:
+        """KL(self || other)."""
+        logp, logq = jax.nn.log_softmax(self.logits), jax.nn.log_softmax(other.logits)
+        return jnp.sum(jnp.exp(logp) * (logp - logq))
+
+
+class DiagGaussian(NamedTuple):
+    """Gaussian with diagonal covariance over a [D] action."""
+
+    mean: jax.Array  # [D]
+    log_std: jax.Array  # [D]
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return self.mean + jnp.exp(self.log_std) * jax.random.normal(key, self.mean.shape)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi))
+
+    def entropy(self) -> jax.Array:
+        return jnp.sum(self.log_std + 0.5 * math.log(2 * math.pi * math.e))
+
+    def mode(self) -> jax.Array:
+        return self.mean
+
+    def kl(self, other: "DiagGaussian") -> jax.Array:
+        """KL(self || other)."""
+        var_ratio = jnp.exp(2 * (self.log_std - other.log_std))
+        t = ((self.mean - other.mean) * jnp.exp(-other.log_std)) ** 2
+        return 0.5 * jnp.sum(var_ratio + t - 1.0) - jnp.sum(self.log_std - other.log_std)

@@ -1,0 +1,159 @@
+"""RL2: a probe task learnt in seconds, hidden state across episodes, rollout == unroll, configs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metarlkit import tasks
+from metarlkit.algos import rl2
+from metarlkit.algos.rl2.agent import record
+from metarlkit.algos.rl2.losses import unroll
+from metarlkit.algos.rl2.networks import network_def
+from metarlkit.experiment.config import field_docs
+from metarlkit.tasks.bandits import _StationaryBandit
+from metarlkit.trial import run_trial
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedBandit(_StationaryBandit):
+    """The probe: every task is the same 2-arm bandit, arm 1 pays with probability 0.9, arm 0 0.1."""
+
+    name: ClassVar[str] = "fixed-bandit"
+
+    @property
+    def num_actions(self):
+        return 2
+
+    def sample_task(self, key):
+        del key
+        return {"means": jnp.array([0.1, 0.9])}
+
+    def means(self, task):
+        return task["means"]
+
+
+SMALL = dict(hidden_size=16, tasks_per_update=64, learning_rate=3e-3, checkpoint_steps=64 * 8 * 20)
+
+
+def test_probe_two_arm_bandit_is_learnt_in_seconds():
+    family = FixedBandit()
+    config = rl2.RL2Config(total_steps=64 * 8 * 40, entropy_coef=0.01, **SMALL)
+    train = rl2.make_train(config, family, 8)
+    init, run_chunk = rl2.seeded(train)
+    state = init(jnp.stack([jax.random.PRNGKey(0)]))
+    state, first = run_chunk(state, 5)
+    state, last = run_chunk(state, 35)
+    # Random play earns 0.5 per pull; always pulling arm 1 earns 0.9.
+    assert float(first["trial_expected_return"][0, 0]) < 5.0
+    assert float(last["trial_expected_return"][-1, 0]) > 0.85 * 8
+    assert np.all(np.isfinite(last["loss"]))
+
+
+@pytest.fixture(scope="module")
+def small_agent():
+    family = tasks.from_spec("bernoulli-bandit:arms=3")
+    config = rl2.RL2Config(**SMALL)
+    train = rl2.make_train(config, family, 4)
+    params = train.init(jax.random.PRNGKey(3)).params
+    return family, config, train, params
+
+
+def test_rollout_records_equal_the_learner_unroll(small_agent):
+    # The learner re-runs the network over the recorded inputs from the trial-start carry; if
+    # either side reset the hidden state at an episode end, the log-probabilities would differ.
+    family, config, train, params = small_agent
+    d = train.agent_args
+    _, apply, _, carry0 = network_def(d["obs_size"] + d["num_actions"] + 2, d["num_actions"], config.core, config.hidden_size)
+    task = family.sample_task(jax.random.PRNGKey(0))
+    rec = jax.jit(lambda p: run_trial(family, train.agent, p, task, jax.random.PRNGKey(1), jax.random.PRNGKey(2), 4,
+                                      record=record))(params)
+    x = rec.extras.x.reshape(4, -1)
+    dist, value = unroll(apply, carry0(), params, x, jnp.ones(4, bool))
+    logp = jax.vmap(lambda lg, a: jax.nn.log_softmax(lg)[a])(dist.logits, rec.action.reshape(4))
+    np.testing.assert_allclose(logp, rec.extras.logp.reshape(4), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(value, rec.extras.value.reshape(4), rtol=1e-5, atol=1e-6)
+    # Inputs carry the previous action (one-hot), reward and done flag; zeros at the trial start.
+    np.testing.assert_array_equal(x[0, 1:], np.zeros(5))
+    np.testing.assert_array_equal(x[1, 1:4], np.eye(3)[int(rec.action[0, 0])])
+    assert float(x[1, 4]) == float(rec.reward[0, 0]) and float(x[1, 5]) == 1.0
+
+
+def test_hidden_state_resets_only_at_trial_boundaries(small_agent):
+    family, config, train, params = small_agent
+    agent = train.agent
+    state = agent.init(params, jax.random.PRNGKey(0), 3)
+    np.testing.assert_array_equal(state.carry, np.zeros(config.hidden_size))
+    obs = jnp.zeros(1)
+    action, state = agent.act(params, state, obs, jax.random.PRNGKey(1))
+    from metarlkit.agents import Transition
+
+    state = agent.observe(params, state, Transition(obs, action, jnp.float32(1.0), obs, jnp.bool_(True)))
+    _, state = agent.act(params, state, obs, jax.random.PRNGKey(4))  # sees the reward: the carry moves
+    carried = state.carry
+    assert float(jnp.abs(carried).sum()) > 0
+    state = agent.end_episode(params, state, jnp.int32(0), jax.random.PRNGKey(2))
+    np.testing.assert_array_equal(state.carry, carried)  # an episode end keeps the hidden state
+    fresh = agent.init(params, jax.random.PRNGKey(3), 3)
+    np.testing.assert_array_equal(fresh.carry, np.zeros(config.hidden_size))  # a new trial resets it
+
+
+def test_trials_start_from_the_same_state_and_then_diverge(small_agent):
+    family, config, train, params = small_agent
+    keys = jax.random.split(jax.random.PRNGKey(5), 8)
+    tasks_ = jax.vmap(family.sample_task)(keys)
+    rec = jax.jit(jax.vmap(lambda t, k: run_trial(family, train.agent, params, t, k, k, 4, record=record)))(tasks_, keys)
+    first = np.asarray(rec.extras.value[:, 0, 0])
+    np.testing.assert_allclose(first, first[0])  # every trial starts from zeros
+    later = np.asarray(rec.extras.value[:, 3, 0])
+    assert np.ptp(later) > 0  # ...and the history of the trial (not a reset) shapes later steps
+
+
+@pytest.mark.parametrize("overrides", [dict(algorithm="a2c"), dict(core="lstm"), dict(time_input=True)])
+def test_variants_take_finite_updates(overrides):
+    family = tasks.from_spec("bernoulli-bandit:arms=2")
+    config = rl2.RL2Config(**{**SMALL, "tasks_per_update": 16, **overrides})
+    train = rl2.make_train(config, family, 3)
+    init, run_chunk = rl2.seeded(train)
+    state, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])), 2)
+    assert metrics["loss"].shape == (2, 2)
+    assert np.all(np.isfinite(metrics["loss"]))
+    assert int(state.update[0]) == 2
+
+
+def test_every_config_field_is_documented():
+    docs = field_docs(rl2.RL2Config)
+    missing = [f.name for f in dataclasses.fields(rl2.RL2Config) if not docs.get(f.name)]
+    assert not missing
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(hidden_size=0), "hidden_size must be a whole number >= 1"),
+    (dict(core="rnn"), "core must be one of gru, lstm"),
+    (dict(algorithm="trpo"), "algorithm must be one of ppo, a2c"),
+    (dict(tasks_per_update=10, minibatches=4), "multiple of minibatches"),
+    (dict(algorithm="a2c", epochs=3), "a2c takes one gradient step"),
+    (dict(gae_lambda=1.5), "gae_lambda must be in [0, 1]"),
+])
+def test_bad_config_values_are_one_line_errors(bad, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        rl2.RL2Config(**bad)
+
+
+def test_defaults_resolve_per_algorithm():
+    assert (rl2.RL2Config().epochs, rl2.RL2Config().minibatches) == (4, 4)
+    assert (rl2.RL2Config(algorithm="a2c").epochs, rl2.RL2Config(algorithm="a2c").minibatches) == (1, 1)
+
+
+def test_budget_is_whole_chunks():
+    from metarlkit.algos.rl2.train import chunking
+
+    per_chunk, total = chunking(total_steps=157 * 1280, checkpoint_steps=39 * 1280, steps_per_update=1280)
+    assert total % per_chunk == 0 and 157 <= total < 157 + per_chunk
