@@ -117,3 +117,25 @@ def test_train_help_documents_every_option(capsys):
         main(["train", "rl2", "--help"])
     out = capsys.readouterr().out
     assert "--gae-lambda" in out and "GAE lambda" in out and "--resume RUN_DIR" in out
+
+
+def test_reproduce_places_runs_in_their_cell(run_dir, capsys, tmp_path):
+    path = tmp_path / "rows.json"
+    code, out, err = run_cli(capsys, "reproduce", "rl2-bandits", "--n", "3", "--k", "2", "--agents", "random",
+                             "--runs", run_dir, "--num-tasks", "50", "--tune-tasks", "50", "--json", path)
+    assert code == 0, err
+    rows = json.loads(path.read_text())
+    rl2_row = next(r for r in rows if r["agent"].startswith("rl2("))
+    assert (rl2_row["n"], rl2_row["k"]) == (3, 2) and len(rl2_row["seeds"]) == 2
+    assert abs(rl2_row["mean"] - sum(s["mean"] for s in rl2_row["seeds"]) / 2) < 1e-9
+    assert "rl2" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["reproduce", "rl2-bandits", "--runs", "{run}"], "is for n=3, k=2, not a cell of this table"),
+    (["reproduce", "rl2-mdps", "--runs", "{run}"], "which is not a task of rl2-mdps"),
+    (["reproduce", "rl2-bandits", "--runs", "{tmp}"], "not a training run"),
+])
+def test_reproduce_rejects_runs_of_other_cells(argv, fragment, run_dir, capsys, tmp_path):
+    code, out, err = run_cli(capsys, *[a.format(run=run_dir, tmp=tmp_path) for a in argv])
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
