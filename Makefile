@@ -16,11 +16,18 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
+# The demo trains RL2 for about two minutes (a fresh run each time), then scores it beside the
+# classic agents on the same 1000 test tasks and plots the run.
 demo: $(STAMP)
+	rm -rf $(DEMO_DIR)/rl2-k5-n100
+	$(BIN)/metarlkit train rl2 --task bernoulli-bandit:arms=5 --episodes 100 --preset demo \
+		--out $(DEMO_DIR)/rl2-k5-n100
 	$(BIN)/metarlkit compare --task bernoulli-bandit:arms=5 --episodes 100 --num-tasks 1000 \
-		--agent random --agent greedy --agent egreedy --agent ucb1 --agent ts --agent ots \
-		--agent gittins --agent oracle \
+		--agent $(DEMO_DIR)/rl2-k5-n100 --agent gittins --agent ts --agent ucb1 --agent greedy \
+		--agent random --reference ts \
 		--json $(DEMO_DIR)/bandits-k5-n100.json --plot $(DEMO_DIR)/bandits-k5-n100.png
+	$(BIN)/metarlkit plot $(DEMO_DIR)/rl2-k5-n100 --num-tasks 1000 --baselines gittins,ts,ucb1,greedy,random \
+		--out $(DEMO_DIR)/rl2-k5-n100.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -32,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluation_throughput.py
 	$(BIN)/python benchmarks/sampling_throughput.py
 	$(BIN)/python benchmarks/mdp_greedy_prior.py
+	$(BIN)/python benchmarks/rl2_throughput.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
