@@ -138,15 +138,10 @@ class EvalResult:
         return out
 
     def provenance(self) -> dict[str, Any]:
-        from metarlkit import __version__
-        from metarlkit.utils import git_commit
+        from metarlkit.utils import software_provenance
 
-        device = jax.devices()[0]
         return {
-            "metarlkit_version": __version__,
-            "git_commit": git_commit(),
-            "jax_version": jax.__version__,
-            "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+            **software_provenance(),
             "task_family_version": self.family.version,
             "task_set_seed": TASK_SET_SEED,
             "env_seed": ENV_SEED,

@@ -30,6 +30,21 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "") if commit else None
 
 
+def software_provenance() -> dict[str, Any]:
+    """Package version, git commit, jax version and device: recorded in every output."""
+    import jax
+
+    from metarlkit import __version__
+
+    device = jax.devices()[0]
+    return {
+        "metarlkit_version": __version__,
+        "git_commit": git_commit(),
+        "jax_version": jax.__version__,
+        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+    }
+
+
 def _clean(obj: Any) -> Any:
     """JSON has no NaN: write None instead; numpy scalars become Python numbers."""
     if isinstance(obj, dict):

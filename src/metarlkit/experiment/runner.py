@@ -30,7 +30,7 @@ import numpy as np
 from metarlkit.experiment import checkpoint
 from metarlkit.experiment.config import build, to_dict
 from metarlkit.experiment.metrics import MetricsLog
-from metarlkit.utils import git_commit, write_json
+from metarlkit.utils import software_provenance, write_json
 
 RUN_FILE = "run.json"
 STATUS_FILE = "status.json"
@@ -273,16 +273,7 @@ def _progress_bar(enabled: bool, trainer, initial: int):
 
 
 def _provenance() -> dict[str, Any]:
-    from metarlkit import __version__
-
-    device = jax.devices()[0]
-    return {
-        "metarlkit_version": __version__,
-        "git_commit": git_commit(),
-        "jax_version": jax.__version__,
-        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
-        "cpu_count": os.cpu_count(),
-    }
+    return {**software_provenance(), "cpu_count": os.cpu_count()}
 
 
 def budget_text(run_dir) -> str:
