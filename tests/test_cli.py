@@ -113,3 +113,15 @@ def test_help_runs_as_a_program():
     done = subprocess.run([sys.executable, "-m", "metarlkit.cli", "evaluate", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert "--agent" in done.stdout and "--json" in done.stdout
+
+
+def test_evaluate_prints_and_writes_action_frequencies(capsys, tmp_path):
+    path = tmp_path / "a.json"
+    code, out, _ = run_cli(capsys, "evaluate", "--agent", "bayes-optimal", "--task", "eleven-arm-bandit",
+                           "--num-tasks", "20", "--actions", "3", "--json", str(path))
+    assert code == 0
+    freq = json.loads(path.read_text())["action_frequencies"]
+    assert len(freq) == 1 and len(freq[0]) == 5 and len(freq[0][0]) == 11
+    assert freq[0][0][10] == 1.0  # the Bayes-optimal agent pulls the informative arm first
+    assert all(abs(sum(step) - 1) < 1e-6 for step in freq[0])
+    assert len([line for line in out.splitlines() if line.startswith("       0 ")]) == 3

@@ -281,6 +281,14 @@ def cmd_evaluate(args) -> int:
     print(f"regret         {_fmt(summary['regret'])}")
     print(f"pseudo-regret  {_fmt(summary['pseudo_regret'])}")
     print(f"wall time      {result.wall_time_s:.1f}s")
+    if args.actions:
+        freq = result.action_frequencies()
+        summary["action_frequencies"] = freq.round(6).tolist()
+        shown = [(e, t) for e in range(freq.shape[0]) for t in range(freq.shape[1])][:args.actions]
+        print("actions        fraction of tasks taking each action (columns) at each step of the trial")
+        print(f"{'episode step':>14s} " + " ".join(f"{a:>5d}" for a in range(freq.shape[2])))
+        for e, t in shown:
+            print(f"{e:>8d} {t:>5d} " + " ".join(f"{x:5.2f}" for x in freq[e, t]))
     if args.json:
         write_json(args.json, summary)
         print(f"wrote {args.json}")
@@ -492,6 +500,10 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument("--chunk-size", type=_positive_int, default=None, metavar="M", help="tasks per compiled call")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a plot (PNG/PDF/SVG by extension)")
+    if not multi:
+        p.add_argument("--actions", type=_positive_int, nargs="?", const=10, default=0, metavar="STEPS",
+                       help="print how often each action is taken at the first STEPS steps of the trial "
+                            "(default 10) and add action_frequencies to the JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -137,6 +137,12 @@ class EvalResult:
             out["provenance"] = self.provenance()
         return out
 
+    def action_frequencies(self) -> np.ndarray:
+        """[episode, step, action]: fraction of the tasks' valid steps at (episode, step) taking each action."""
+        counts = np.asarray(self.action_counts, np.float64)
+        total = counts.sum(-1, keepdims=True)
+        return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+
     def provenance(self) -> dict[str, Any]:
         from metarlkit.utils import software_provenance
 
