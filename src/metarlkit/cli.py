@@ -436,6 +436,9 @@ def cmd_train(args) -> int:
     except TrainingDiverged as err:
         print(f"metarlkit: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"metarlkit: interrupted; continue with 'metarlkit train {algo.NAME} --resume {run_dir}'", file=sys.stderr)
+        return 130
     print(f"trained {run_dir}: {budget_text(run_dir)}")
     print(f"evaluate it with: metarlkit evaluate --agent {run_dir}")
     return 0 if status.get("state") == "complete" else 1

@@ -120,18 +120,21 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
 
     plt = _pyplot()
     fig, (ax_train, ax_ret, ax_reg) = plt.subplots(1, 3, figsize=(17, 4.6))
-    for d, info in zip(run_dirs, infos):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (d, info) in enumerate(zip(run_dirs, infos)):
         seeds = info["config"].get("seeds", 1)
-        steps, values = curve(read(d), "trial_return", seeds)
+        steps, values = curve(read(d), "trial_expected_return", seeds)
         if len(steps) == 0:
             continue
+        color = colors[i % len(colors)]
         for s in range(seeds):
-            (line,) = ax_train.plot(steps / 1e6, values[:, s], lw=0.8, alpha=0.6 if seeds > 1 else 1.0)
-        if seeds > 1:
-            ax_train.plot(steps / 1e6, np.nanmean(values, axis=1), color="k", lw=1.4, label=f"{d}: mean of {seeds} seeds")
-        ax_train.plot([], [], color=line.get_color(), label=f"{d} ({budget_text(d)})")
+            ax_train.plot(steps / 1e6, values[:, s], color=color, lw=0.6, alpha=0.35)
+        width = min(10, len(steps))
+        smooth = np.convolve(np.nanmean(values, axis=1), np.ones(width) / width, mode="valid")
+        label = f"{d}: " + (f"mean of {seeds} seeds, " if seeds > 1 else "") + f"{width}-update average"
+        ax_train.plot(steps[width - 1:] / 1e6, smooth, color=color, lw=1.6, label=f"{label}\n({budget_text(d)})")
     ax_train.set_xlabel("environment steps (millions)")
-    ax_train.set_ylabel("mean total reward per training trial")
+    ax_train.set_ylabel("mean expected total reward per training trial")
     ax_train.legend(fontsize=7)
     ax_train.set_title("training")
     _draw_results(ax_ret, ax_reg, results)
