@@ -22,7 +22,7 @@ class RL2Config:
     """Also feed the fraction of the trial elapsed (t / steps per trial) as an input."""
     total_steps: int = 40_000_000
     """Training budget in environment steps (trials x steps per trial, summed over updates); the
-    default is about 18 minutes of a 2-core CPU with a 128-unit GRU."""
+    default is about 15 minutes of a 2-core CPU with a 128-unit GRU."""
     tasks_per_update: int = 512
     """Trials (each on a freshly sampled task) collected per update."""
     learning_rate: float = 1e-3
@@ -107,8 +107,9 @@ class RL2Config:
 # Named sets of overrides (`metarlkit train rl2 --preset NAME`); flags given with a preset win.
 PRESETS: dict[str, dict] = {
     "default": {},
-    # `make demo`: about two minutes of training on this CPU.
-    "demo": {"total_steps": 5_000_000},
+    # `make demo`: about two minutes of training on this CPU (a 64-unit GRU runs 2.2x faster than
+    # 128 units and, in two minutes, ends higher: 73.9 vs 72.2 on k=5, n=100).
+    "demo": {"total_steps": 10_000_000, "hidden_size": 64},
     # About an hour on this CPU: 3.5x the default budget, same schedule shapes.
     "paper-budget": {"total_steps": 140_000_000},
     "a2c": {"algorithm": "a2c", "learning_rate": 7e-4},
