@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -67,12 +66,4 @@ def network_def(in_features: int, num_actions: int, core: str, hidden_size: int)
         net = RL2Network(in_features, num_actions, core, hidden_size, rngs=nnx.Rngs(params=key))
         return nnx.split(net)[1]
 
-    def initial_carry():
-        h = jnp.zeros((hidden_size,), jnp.float32)
-        return h if core == "gru" else (h, h)
-
-    return graphdef, apply, init_params, initial_carry
-
-
-def num_params(params) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))
+    return graphdef, apply, init_params, template.core.initial_carry
