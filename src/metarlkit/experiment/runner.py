@@ -50,11 +50,6 @@ def seed_keys(config) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.seeds)])
 
 
-def chunk_lengths(num_updates: int, per_chunk: int) -> list[int]:
-    full, rest = divmod(num_updates, per_chunk)
-    return [per_chunk] * full + ([rest] if rest else [])
-
-
 def _finite(tree) -> bool:
     return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(tree)
                if jnp.issubdtype(x.dtype, jnp.floating))
@@ -131,7 +126,7 @@ def train(
             raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
     trainer, init, run_chunk = programs(algo, config, family, num_episodes)
     per_chunk = trainer.updates_per_chunk
-    lengths = chunk_lengths(trainer.num_updates, per_chunk)
+    num_chunks = trainer.num_updates // per_chunk  # make_train rounds the budget to whole chunks
     keys = seed_keys(config)
     ckpt_path = run_dir / CHECKPOINT_FILE
 
@@ -178,10 +173,10 @@ def train(
     bar = _progress_bar(progress, trainer, done_updates)
     chunks_run = 0
     try:
-        for index in range(done_updates // per_chunk, len(lengths)):
+        for _ in range(done_updates // per_chunk, num_chunks):
             if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
                 break
-            n = lengths[index]
+            n = per_chunk
             t0 = time.perf_counter()
             executable = compiled_chunk(run_chunk, state, n)
             compile_s += time.perf_counter() - t0
@@ -238,12 +233,9 @@ def compiled_chunk(run_chunk, state, n: int):
 
 
 def _first_bad(metrics: dict[str, np.ndarray]):
-    for name in ("loss",):
-        if name in metrics:
-            bad = np.argwhere(~np.isfinite(metrics[name]))
-            if len(bad):
-                return tuple(int(i) for i in bad[0])
-    return None
+    """(update index in the chunk, seed) of the first non-finite loss, or None."""
+    bad = np.argwhere(~np.isfinite(metrics["loss"]))
+    return tuple(int(i) for i in bad[0]) if len(bad) else None
 
 
 def _write_status(run_dir, state, updates, trainer, train_wall, compile_s, message=None):
