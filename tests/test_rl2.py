@@ -157,3 +157,12 @@ def test_budget_is_whole_chunks():
 
     per_chunk, total = chunking(total_steps=157 * 1280, checkpoint_steps=39 * 1280, steps_per_update=1280)
     assert total % per_chunk == 0 and 157 <= total < 157 + per_chunk
+
+
+@pytest.mark.parametrize("preset", sorted(rl2.PRESETS))
+def test_every_preset_is_a_valid_config(preset):
+    overrides = rl2.PRESETS[preset]
+    field_names = {f.name for f in dataclasses.fields(rl2.RL2Config)}
+    assert set(overrides) <= field_names
+    config = rl2.RL2Config(**overrides)
+    assert all(getattr(config, name) == value for name, value in overrides.items())
