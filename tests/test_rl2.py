@@ -116,15 +116,22 @@ def test_trials_start_from_the_same_state_and_then_diverge(small_agent):
     assert np.ptp(later) > 0  # ...and the history of the trial (not a reset) shapes later steps
 
 
-@pytest.mark.parametrize("overrides", [dict(algorithm="a2c"), dict(core="lstm"), dict(time_input=True)])
-def test_variants_take_finite_updates(overrides):
-    family = tasks.from_spec("bernoulli-bandit:arms=2")
+@pytest.mark.parametrize("spec, overrides", [
+    ("bernoulli-bandit:arms=2", dict(algorithm="a2c")),
+    ("bernoulli-bandit:arms=2", dict(core="lstm")),
+    ("bernoulli-bandit:arms=2", dict(time_input=True)),
+    ("tabular-mdp:states=3,actions=2,steps=2", {}),
+])
+def test_variants_take_finite_updates(spec, overrides):
+    family = tasks.from_spec(spec)
     config = rl2.RL2Config(**{**SMALL, "tasks_per_update": 16, **overrides})
     train = rl2.make_train(config, family, 3)
     init, run_chunk = rl2.seeded(train)
     state, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])), 2)
     assert metrics["loss"].shape == (2, 2)
-    assert np.all(np.isfinite(metrics["loss"]))
+    # every metric is finite: families without pseudo-regret do not log it (it would be NaN)
+    assert all(np.all(np.isfinite(v)) for v in metrics.values())
+    assert ("trial_pseudo_regret" in metrics) == family.defines_pseudo_regret
     assert int(state.update[0]) == 2
 
 

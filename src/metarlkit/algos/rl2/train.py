@@ -158,7 +158,8 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
         metrics = {k: jnp.mean(v) for k, v in stats.items()}
         metrics["trial_return"] = jnp.mean(jnp.sum(rec.reward, axis=1))
         metrics["trial_expected_return"] = jnp.mean(jnp.sum(rec.expected_reward, axis=1))
-        metrics["trial_pseudo_regret"] = jnp.mean(jnp.sum(rec.optimal_expected_reward - rec.expected_reward, axis=1))
+        if family.defines_pseudo_regret:  # elsewhere optimal_expected_reward is NaN
+            metrics["trial_pseudo_regret"] = jnp.mean(jnp.sum(rec.optimal_expected_reward - rec.expected_reward, axis=1))
         metrics["entropy_coef"] = coef
         return TrainState(params, opt_state, key, state.update + 1), metrics
 
