@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/rl2_time_to_quality.py RUN_DIR [RUN_DIR ...] [--agents ts,ucb1,gittins] [--json FILE]
 
 For each run (trained by `metarlkit train rl2 ...`), the training curve is the mean expected
-total reward of the 512 trials of each update: fresh tasks from the family's distribution, actions
+total reward of the training trials of each update: fresh tasks from the family's distribution, actions
 sampled from the current policy, exactly what the evaluator measures on test tasks. It is
 smoothed over 10 updates and compared with the classic agents' mean expected total reward on
 the first 1000 test tasks (knobs tuned on 200 validation tasks). Printed: training wall time
