@@ -14,14 +14,21 @@ Usage from any test module::
 
 Compile time dominates on a 2-core CPU, so a `FamilyContract` compiles three programs per family
 and caches them: the task set of `num_set` tasks (the library's jit(vmap) of sample_task), a
-*probe* -- jit(vmap over tasks) of reset, one step of every action, two fixed-action rollouts over
-the horizon and optimal_return -- and one trial (`run_trial`, jitted) of a scripted,
+*probe* -- jit(vmap over tasks) of reset, one step of every probe action, two fixed-action
+rollouts over the horizon and optimal_return -- and one trial (`run_trial`, jitted) of a scripted,
 task-aware probe agent. Host-side data (tasks, keys, records) is numpy: indexing jax arrays
-eagerly would compile a gather per shape.
+eagerly would compile a gather per shape. `shared_contract` memoises one checker per family and
+options, so test modules that check the same family share its compiled programs.
 
 The probe agent acts from `params`: the family's `oracle_action` when params["oracle"] is true,
 else a script of actions `params["script"][episode, step]`. The script is a traced argument, so
 one compiled trial serves the oracle and every fixed action sequence.
+
+Probe actions (`probe_actions`, [K, *action_shape]): for a discrete family every action (so an
+action is its own index); for a continuous family (`TaskFamily.continuous`) a fixed set of vectors
+-- zero, each corner of the box along the diagonal, an alternating corner, the box's midpoint and
+one vector outside the box (the contract lets an agent output any finite vector). Random scripts
+draw indices uniformly, or vectors uniformly in the box.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from metarlkit import tasks
 from metarlkit.agents import AdaptiveAgent
@@ -58,7 +66,7 @@ def probe_agent(family: TaskFamily) -> AdaptiveAgent:
         del key
         scripted = params["script"][state.episode, state.t]
         oracle = family.oracle_action(state.task, obs, state.t)
-        return jnp.where(params["oracle"], oracle, scripted).astype(jnp.int32), state
+        return jnp.where(params["oracle"], oracle, scripted).astype(family.action_dtype), state
 
     def observe(params, state, transition):
         del params, transition
@@ -99,6 +107,24 @@ def trees_equal(a, b) -> bool:
     return same and all(array_equal(x, y) for x, y in zip(la, lb))
 
 
+@functools.lru_cache(maxsize=None)
+def shared_contract(family: TaskFamily, **options) -> "FamilyContract":
+    """One FamilyContract per (family, options) in this process: test modules that check the same
+    family (the registry-wide test_tasks and a family's own module) share its compiled programs."""
+    return FamilyContract(family, **options)
+
+
+def probe_actions(family: TaskFamily) -> np.ndarray:
+    """The actions the probe steps from the start state ([K, *action_shape]; see module doc)."""
+    if not family.continuous:
+        return np.arange(family.num_actions, dtype=np.int32)
+    shape = family.action_shape
+    low, high = (np.broadcast_to(np.asarray(b, np.float32), shape) for b in family.action_bounds)
+    alternating = np.where(np.arange(shape[0]) % 2 == 0, high, low)
+    outside = high + (high - low)
+    return np.stack([np.zeros(shape, np.float32), low, high, alternating, (low + high) / 2, outside])
+
+
 class FamilyContract:
     """Checks one TaskFamily instance against the contract; compiled functions are cached.
 
@@ -125,6 +151,8 @@ class FamilyContract:
         self.ends_early = ends_early
         # [0] probe resets, [1] env keys of trials, [2] agent keys of trials.
         self.keys = raw_keys((3, 64), seed)
+        self.actions = probe_actions(family)  # [K, *action_shape]
+        self.action_dtype = np.dtype(family.action_dtype)
 
     # --- compiled programs (cached) ----------------------------------------------------------------
     def task_set(self, start: int = 0) -> dict:
@@ -139,20 +167,25 @@ class FamilyContract:
         return [index(self.task_set(), i) for i in range(self.num_tasks)]
 
     @property
+    def num_probe_actions(self) -> int:
+        return len(self.actions)
+
+    @property
     def rollout_actions(self) -> list[int]:
-        return sorted({0, self.family.num_actions - 1})
+        """Indices (into `probe_actions`) of the actions repeated over a whole rollout."""
+        return sorted({0, self.num_probe_actions - 1})
 
     @functools.cached_property
     def probe_jit(self):
-        """jit(vmap over tasks) of: reset; one step of every action from the start state; a
+        """jit(vmap over tasks) of: reset; one step of every probe action from the start state; a
         rollout of `horizon` steps repeating each of `rollout_actions`; optimal_return."""
         f = self.family
-        rollout_actions = jnp.asarray(self.rollout_actions, jnp.int32)
+        rollout_actions = jnp.asarray(self.actions[self.rollout_actions])
+        probe = jnp.asarray(self.actions)
 
         def one(task, reset_key, step_keys, rollout_keys):
             obs, state = f.reset(reset_key, task)
-            actions = jnp.arange(f.num_actions, dtype=jnp.int32)
-            steps = jax.vmap(f.step, in_axes=(0, None, 0, None))(step_keys, state, actions, task)
+            steps = jax.vmap(f.step, in_axes=(0, None, 0, None))(step_keys, state, probe, task)
 
             def rollout(action, keys):
                 def body(state, key):
@@ -172,7 +205,7 @@ class FamilyContract:
     def run_probe(self, reset_keys=None, step_keys=None):
         n, f = self.num_set, self.family
         reset_keys = self.keys[0, :n] if reset_keys is None else reset_keys
-        step_keys = raw_keys((n, f.num_actions), seed=1) if step_keys is None else step_keys
+        step_keys = raw_keys((n, self.num_probe_actions), seed=1) if step_keys is None else step_keys
         rollout_keys = raw_keys((n, len(self.rollout_actions), f.horizon), seed=2)
         return to_numpy(self.probe_jit(self.task_set(), reset_keys, step_keys, rollout_keys))
 
@@ -190,14 +223,25 @@ class FamilyContract:
         return jax.jit(trial)
 
     def params(self, script=None, oracle: bool = False):
-        shape = (self.num_episodes, self.family.horizon)
-        script = np.zeros(shape, np.int32) if script is None else np.asarray(script, np.int32)
+        shape = (self.num_episodes, self.family.horizon, *self.family.action_shape)
+        dtype = self.action_dtype
+        script = np.zeros(shape, dtype) if script is None else np.asarray(script, dtype)
         assert script.shape == shape, (script.shape, shape)
         return {"script": script, "oracle": np.bool_(oracle)}
 
     def random_script(self, seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return rng.integers(0, self.family.num_actions, (self.num_episodes, self.family.horizon))
+        """[episode, step, *action_shape]: uniform indices, or uniform vectors in the action box."""
+        f, rng = self.family, np.random.default_rng(seed)
+        steps = (self.num_episodes, f.horizon)
+        if not f.continuous:
+            return rng.integers(0, f.num_actions, steps)
+        low, high = f.action_bounds
+        return rng.uniform(low, high, (*steps, *f.action_shape)).astype(np.float32)
+
+    def fixed_script(self, a: int) -> np.ndarray:
+        """Probe action `a` at every step of the trial."""
+        shape = (self.num_episodes, self.family.horizon, *self.family.action_shape)
+        return np.broadcast_to(self.actions[a], shape).copy()
 
     def trial(self, task, params, env_seed: int = 0, agent_seed: int = 0):
         return to_numpy(self.trial_jit(params, task, self.keys[1, env_seed], self.keys[2, agent_seed]))
@@ -210,7 +254,23 @@ class FamilyContract:
     # --- checks ------------------------------------------------------------------------------
     def check_static_attributes(self) -> None:
         f = self.family
-        assert isinstance(f.num_actions, int) and f.num_actions >= 2, f.num_actions
+        assert isinstance(f.continuous, bool)
+        if f.continuous:
+            assert isinstance(f.action_size, int) and f.action_size >= 1, f.action_size
+            assert f.action_shape == (f.action_size,) and f.action_dtype == jnp.float32
+            low, high = (np.asarray(b, np.float64) for b in f.action_bounds)
+            assert np.broadcast_shapes(low.shape, high.shape, f.action_shape) == f.action_shape
+            assert np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)
+            # Code that assumes discrete actions fails with one line naming the family.
+            with pytest.raises(tasks.ActionSpaceError, match="continuous actions") as err:
+                f.num_actions  # noqa: B018
+            assert f.name in str(err.value) and "\n" not in str(err.value)
+        else:
+            assert isinstance(f.num_actions, int) and f.num_actions >= 2, f.num_actions
+            assert f.action_shape == () and f.action_dtype == jnp.int32
+            with pytest.raises(tasks.ActionSpaceError, match="discrete actions"):
+                f.action_size  # noqa: B018
+        assert f.describe_actions() and "\n" not in f.describe_actions()
         assert isinstance(f.obs_shape, tuple) and all(isinstance(d, int) and d >= 1 for d in f.obs_shape)
         assert isinstance(f.horizon, int) and f.horizon >= 1, f.horizon
         assert isinstance(f.version, int) and f.version >= 1
@@ -229,10 +289,11 @@ class FamilyContract:
 
     def check_shapes_and_dtypes(self) -> None:
         """Tasks are pytrees of finite arrays; obs float32 [obs_shape]; reward a finite float
-        scalar; done a bool scalar; info a StepInfo of scalars; every action in range is accepted;
-        optimal_return a finite scalar and oracle_action an action in range."""
+        scalar; done a bool scalar; info a StepInfo of scalars; every probe action is accepted
+        (every action in range, or vectors in and outside the box); optimal_return a finite scalar
+        and oracle_action an action in range (an index, or a finite vector in the box)."""
         f, probe = self.family, self.probe
-        n, k = self.num_set, f.num_actions
+        n, k = self.num_set, self.num_probe_actions
         for leaf in jax.tree_util.tree_leaves(self.task_set()):
             assert leaf.shape[0] == n
             assert np.all(np.isfinite(np.asarray(leaf, np.float64))), f"task leaf not finite: {leaf}"
@@ -251,26 +312,32 @@ class FamilyContract:
             assert np.all(info.expected_reward <= info.optimal_expected_reward + 1e-6)
         opt = probe["optimal_return"]
         assert opt.shape == (n,) and np.all(np.isfinite(opt)), opt
-        # oracle_action: an integer scalar (traced only, no compile); in range (from a trial).
+        # oracle_action: an action of the family's shape and kind (traced only, no compile); in
+        # range (from a trial).
         oracle = jax.eval_shape(f.oracle_action, self.tasks[0], probe["obs"][0], np.int32(0))
-        assert oracle.shape == () and np.issubdtype(oracle.dtype, np.integer), oracle
+        assert oracle.shape == f.action_shape, (oracle, f.action_shape)
         actions = self.trial(self.tasks[0], self.params(oracle=True)).action
-        assert np.all((0 <= actions) & (actions < k)), actions
+        if f.continuous:
+            assert np.issubdtype(oracle.dtype, np.floating), oracle
+            low, high = f.action_bounds
+            assert np.all(np.isfinite(actions)) and np.all((low <= actions) & (actions <= high)), actions
+        else:
+            assert np.issubdtype(oracle.dtype, np.integer), oracle
+            assert np.all((0 <= actions) & (actions < f.num_actions)), actions
 
     def check_jit_and_vmap(self) -> None:
         """The probe's jit(vmap over tasks) of reset and step agrees element by element with the
         same step taken inside a jitted trial (no vmap), given the same keys."""
-        f = self.family
         env_key = self.keys[1, 0]
         reset_key, step_base = episode_keys(env_key, 0)
         step_key = np.asarray(jax.random.fold_in(step_base, 0))
         n = self.num_set
         probe = self.run_probe(np.broadcast_to(np.asarray(reset_key), (n, 2)),
-                               np.broadcast_to(step_key, (n, f.num_actions, 2)))
+                               np.broadcast_to(step_key, (n, self.num_probe_actions, 2)))
         for i, task in enumerate(self.tasks):
             for a in self.rollout_actions:
                 script = self.random_script(4)
-                script[0, 0] = a
+                script[0, 0] = self.actions[a]
                 rec = self.trial(task, self.params(script), env_seed=0)
                 _, _, reward, _, info = index(probe["steps"], (i, a))
                 np.testing.assert_allclose(rec.reward[0, 0], reward, rtol=1e-6, atol=1e-6)
@@ -310,31 +377,33 @@ class FamilyContract:
         assert rec.extras is None  # nothing recorded unless `record` is given
         for name, x in rec._asdict().items():
             if name != "extras":
-                assert x.shape == shape, (name, x.shape)
-        np.testing.assert_array_equal(rec.action, script)
+                expected = shape + f.action_shape if name == "action" else shape
+                assert x.shape == expected, (name, x.shape, expected)
+        assert rec.action.dtype == self.action_dtype, rec.action.dtype
+        np.testing.assert_array_equal(rec.action, script.astype(self.action_dtype))
         assert np.all(np.isfinite(rec.reward)) and np.all(np.isfinite(rec.expected_reward))
         assert not np.any(rec.reward[~rec.valid]) and not np.any(rec.expected_reward[~rec.valid])
 
     def check_task_persists(self) -> None:
         """Auto-reset keeps the task: with a deterministic reset, the first step's expected reward
         for the same action is the same in every episode of a trial."""
-        f = self.family
         if self.num_episodes < 2:
             return
+        first_actions = np.arange(self.num_episodes) % self.num_probe_actions  # probe indices
         for task in self.tasks:
             script = self.random_script(3)
-            script[:, 0] = np.arange(self.num_episodes) % f.num_actions
+            script[:, 0] = self.actions[first_actions]
             rec = self.trial(task, self.params(script))
-            for a in range(f.num_actions):
-                first = rec.expected_reward[script[:, 0] == a, 0]
-                assert np.all(first == first[0]), f"action {a}: expected reward changes over episodes {first}"
+            for a in range(self.num_probe_actions):
+                first = rec.expected_reward[first_actions == a, 0]
+                assert np.all(first == first[0]), f"action {self.actions[a]}: expected reward changes over episodes {first}"
 
     def check_optimal_return_bounds_fixed_sequences(self, num_sequences: int = 4) -> None:
         """No fixed action sequence beats `optimal_return` in expectation."""
         f = self.family
         for i, task in enumerate(self.tasks):
             opt = float(self.probe["optimal_return"][i])
-            scripts = [np.full((self.num_episodes, f.horizon), a) for a in range(f.num_actions)]
+            scripts = [self.fixed_script(a) for a in range(self.num_probe_actions)]
             scripts += [self.random_script(10 + j) for j in range(num_sequences)]
             for script in scripts:
                 r = self.episode_expected_returns(task, self.params(script))
@@ -361,12 +430,16 @@ class FamilyContract:
         task = self.tasks[0]
         script = self.random_script(20)
         other = script.copy()
-        other.flat[::2] = (other.flat[::2] + 1) % f.num_actions  # half the actions differ
+        steps = other.reshape(-1, *f.action_shape)  # a view: half the steps' actions differ
+        if f.continuous:
+            steps[::2] = self.random_script(21).reshape(steps.shape)[::2]
+        else:
+            steps[::2] = (steps[::2] + 1) % f.num_actions
         a, b = self.params(script), self.params(other)
         ra, rb = self.trial(task, a), self.trial(task, b)
         # The agent's key does not change anything for a deterministic agent.
         assert trees_equal(ra, self.trial(task, a, agent_seed=5))
-        same = ra.action == rb.action
+        same = (ra.action == rb.action).reshape(*ra.valid.shape, -1).all(-1)
         rollout_obs = self.probe["rollouts"][0]
         if np.all(rollout_obs == self.probe["obs"][:, None, None]):  # observations never change
             assert same.any() and (~same).any()

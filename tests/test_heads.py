@@ -65,3 +65,24 @@ def test_normalize_advantages_ignores_masked_entries():
     adv = jnp.array([1.0, 3.0, 100.0])
     out = losses.normalize_advantages(adv, jnp.array([True, True, False]))
     np.testing.assert_allclose(out, [-1.0, 1.0, 0.0], rtol=1e-5)
+
+
+def test_policy_head_gives_categorical_or_state_independent_gaussian():
+    from flax import nnx
+
+    from metarlkit.nets import PolicyHead
+
+    h = jnp.array([1.0, -2.0, 0.5])
+    discrete = PolicyHead(3, 4, rngs=nnx.Rngs(0))
+    d = discrete(h)
+    assert isinstance(d, Categorical) and d.logits.shape == (4,)
+    assert float(jnp.max(jnp.abs(d.logits))) < 0.1  # small initial weights: near-uniform
+    gaussian = PolicyHead(3, 2, continuous=True, init_log_std=-0.5, rngs=nnx.Rngs(0))
+    g = gaussian(h)
+    assert isinstance(g, DiagGaussian) and g.mean.shape == (2,)
+    np.testing.assert_array_equal(g.log_std, [-0.5, -0.5])
+    np.testing.assert_array_equal(gaussian(-3 * h).log_std, g.log_std)  # the same in every state
+    # the log std is a parameter: its gradient flows
+    graphdef, params = nnx.split(gaussian)
+    grads = jax.grad(lambda p: nnx.merge(graphdef, p)(h).log_prob(jnp.array([0.3, -0.1])))(params)
+    assert float(jnp.abs(grads["log_std"][...]).sum()) > 0

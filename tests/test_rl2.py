@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import ClassVar
 
 import jax
@@ -17,6 +18,7 @@ from metarlkit.algos.rl2.losses import unroll
 from metarlkit.algos.rl2.networks import network_def
 from metarlkit.experiment.config import field_docs
 from metarlkit.tasks.bandits import _StationaryBandit
+from metarlkit.tasks.navigation import PointNavigation
 from metarlkit.trial import run_trial
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -40,6 +42,29 @@ class FixedBandit(_StationaryBandit):
         return task["means"]
 
 
+@dataclasses.dataclass(frozen=True)
+class NoisyFixedBandit(FixedBandit):
+    """The probe with Gaussian noise of standard deviation 30 on every reward (expectations unchanged)."""
+
+    name: ClassVar[str] = "noisy-fixed-bandit"
+
+    def step(self, key, env_state, action, task):
+        obs, env_state, reward, done, info = super().step(key, env_state, action, task)
+        noise = 30.0 * jax.random.normal(jax.random.fold_in(key, 1))
+        return obs, env_state, info.expected_reward + noise, done, info
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedGoalNavigation(PointNavigation):
+    """The continuous probe: every task is the dense point-navigation goal (0.3, 0.3)."""
+
+    name: ClassVar[str] = "fixed-goal-navigation"
+
+    def sample_task(self, key):
+        del key
+        return {"goal": jnp.array([0.3, 0.3], jnp.float32)}
+
+
 SMALL = dict(hidden_size=16, tasks_per_update=64, learning_rate=3e-3, checkpoint_steps=64 * 8 * 20)
 
 
@@ -55,6 +80,31 @@ def test_probe_two_arm_bandit_is_learnt_in_seconds():
     assert float(first["trial_expected_return"][0, 0]) < 5.0
     assert float(last["trial_expected_return"][-1, 0]) > 0.85 * 8
     assert np.all(np.isfinite(last["loss"]))
+
+
+def test_expected_reward_returns_learn_through_reward_noise():
+    # Each pull's reward is its expectation plus noise of std 30: the sampled rewards bury the
+    # 0.8 difference between the arms, their expectations do not (and the agent still only sees
+    # the noisy reward).
+    config = rl2.RL2Config(total_steps=64 * 8 * 40, entropy_coef=0.01, expected_reward_returns=True, **SMALL)
+    train = rl2.make_train(config, NoisyFixedBandit(), 8)
+    init, run_chunk = rl2.seeded(train)
+    _, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0)])), 40)
+    assert float(metrics["trial_expected_return"][-1, 0]) > 0.85 * 8
+
+
+def test_continuous_probe_is_learnt_in_seconds():
+    # A Gaussian head on a fixed goal: the first policy moves at random (mean 0, std 1, clipped)
+    # and stays about 1 from the goal on average over the 100 steps; the trained one heads for
+    # (0.3, 0.3) and stays near it (its noise keeps it from the 0.01 zone that ends the episode).
+    family = FixedGoalNavigation()
+    config = rl2.RL2Config(total_steps=64 * 100 * 30, entropy_coef=0.0, **{**SMALL, "checkpoint_steps": 64 * 100 * 30})
+    train = rl2.make_train(config, family, 1)
+    init, run_chunk = rl2.seeded(train)
+    _, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0)])), 30)
+    first, last = float(metrics["trial_return"][0, 0]), float(metrics["trial_return"][-1, 0])
+    assert first < -50.0
+    assert last > -10.0
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +171,8 @@ def test_trials_start_from_the_same_state_and_then_diverge(small_agent):
     ("bernoulli-bandit:arms=2", dict(core="lstm")),
     ("bernoulli-bandit:arms=2", dict(time_input=True)),
     ("tabular-mdp:states=3,actions=2,steps=2", {}),
+    ("tabular-mdp:states=3,actions=2,steps=2", dict(prev_obs_input=True, embed_size=8, head_size=8, expected_reward_returns=True)),
+    ("point-navigation:variant=sparse", dict(prev_obs_input=True)),
 ])
 def test_variants_take_finite_updates(spec, overrides):
     family = tasks.from_spec(spec)
@@ -148,9 +200,10 @@ def test_every_config_field_is_documented():
     (dict(tasks_per_update=10, minibatches=4), "multiple of minibatches"),
     (dict(algorithm="a2c", epochs=3), "a2c takes one gradient step"),
     (dict(gae_lambda=1.5), "gae_lambda must be in [0, 1]"),
+    (dict(embed_size=-1), "embed_size must be a whole number >= 0 (0: no layer)"),
 ])
 def test_bad_config_values_are_one_line_errors(bad, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         rl2.RL2Config(**bad)
 
 

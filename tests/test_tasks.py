@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from contract import FamilyContract, raw_keys
+from contract import FamilyContract, raw_keys, shared_contract
 from scipy import stats
 
 from metarlkit import tasks
@@ -21,16 +21,20 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 
 # Every registered family with its defaults, plus option variants.
 # Kept short: each costs about five compiles (the suite's time budget is seconds). The dependent
-# bandit's variants differ only in sample_task, checked for each in test_dependent_bandit_support.
+# bandit's variants differ only in sample_task, checked for each in test_dependent_bandit_support;
+# point-navigation's sparse variant is checked in test_navigation.
 VARIANTS = tasks.names() + [
     "bernoulli-bandit:arms=3,pulls=4",
     "restless-bandit:volatility=high,pulls=20",
 ]
+# Checker options of families that need them (the dense point-navigation ends episodes early).
+# Checkers are shared with the families' own test modules, so they compile once per process.
+CONTRACT_OPTIONS = {"point-navigation": {"ends_early": True}}
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def contract(request):
-    return FamilyContract(tasks.from_spec(request.param))
+    return shared_contract(tasks.from_spec(request.param), **CONTRACT_OPTIONS.get(request.param, {}))
 
 
 @pytest.mark.parametrize("check", FamilyContract.CHECKS)
@@ -42,7 +46,7 @@ def test_every_registered_family_is_checked():
     assert set(tasks.names()) <= {v.partition(":")[0] for v in VARIANTS}
     assert tasks.names() == [
         "bernoulli-bandit", "dependent-bandit", "eleven-arm-bandit", "gaussian-bandit",
-        "restless-bandit", "tabular-mdp",
+        "point-navigation", "restless-bandit", "tabular-mdp",
     ]
 
 
@@ -79,6 +83,7 @@ def test_bad_option_name_lists_valid_options():
         ("restless-bandit:volatility=mid", "volatility must be low or high"),
         ("tabular-mdp:states=1", "states must be a whole number >= 2, got 1"),
         ("tabular-mdp:steps=0", "steps must be a whole number >= 1, got 0"),
+        ("point-navigation:variant=hard", "variant must be one of dense, sparse, got 'hard'"),
     ],
 )
 def test_bad_option_values_give_one_line_spec_error(spec, fragment):

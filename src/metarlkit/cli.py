@@ -79,27 +79,38 @@ def cmd_tasks(args) -> int:
     from metarlkit import tasks
     from metarlkit.specs import options_of
 
-    rows = []
-    for name in tasks.names():
-        family = tasks.make(name)
-        rows.append(
-            {
-                "name": name,
-                "version": family.version,
-                "options": options_of(family),
-                "actions": family.num_actions,
-                "horizon": family.horizon,
-                "description": family.description,
-            }
-        )
+    families = [tasks.make(name) for name in tasks.names()]
+    rows = [
+        {
+            "name": family.name,
+            "version": family.version,
+            "options": options_of(family),
+            "continuous": family.continuous,
+            "actions": _action_space_json(family),
+            "horizon": family.horizon,
+            "description": family.description,
+        }
+        for family in families
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for r in rows:
+    for family, r in zip(families, rows):
         opts = ",".join(f"{k}={v}" for k, v in r["options"].items()) or "-"
         print(f"{r['name']:18s} v{r['version']}  {r['description']}")
         print(f"{'':18s}     options (defaults): {opts}")
+        print(f"{'':18s}     actions: {family.describe_actions()}; horizon {r['horizon']}")
     return 0
+
+
+def _action_space_json(family):
+    """A discrete family's number of actions; a continuous family's box {shape, low, high}."""
+    if not family.continuous:
+        return family.num_actions
+    import numpy as np
+
+    low, high = (np.asarray(b, np.float64).tolist() for b in family.action_bounds)
+    return {"shape": list(family.action_shape), "low": low, "high": high}
 
 
 def cmd_agents(args) -> int:
@@ -171,15 +182,23 @@ def _load_run(spec: str):
         raise UsageError(str(err)) from None
 
 
+def _action_signature(family) -> tuple:
+    """What a trained agent's outputs depend on: the number of discrete actions, or the shape of
+    a continuous action (the box may differ: the family clips)."""
+    if family.continuous:
+        return ("continuous", family.action_shape)
+    return ("discrete", family.num_actions)
+
+
 class _Trained:
     """A run directory as an entry of `_run_agents`: no knobs to tune, one compiled program."""
 
     def __init__(self, trained, family, episodes):
-        if trained.family.num_actions != family.num_actions or trained.family.obs_shape != family.obs_shape:
+        if _action_signature(trained.family) != _action_signature(family) or trained.family.obs_shape != family.obs_shape:
             raise UsageError(
-                f"{trained.name} was trained on {trained.family.spec()} ({trained.family.num_actions} actions, "
+                f"{trained.name} was trained on {trained.family.spec()} (actions {trained.family.describe_actions()}, "
                 f"observations {trained.family.obs_shape}) and cannot act on {family.spec()} "
-                f"({family.num_actions} actions, observations {family.obs_shape}); drop --task to use the run's own"
+                f"(actions {family.describe_actions()}, observations {family.obs_shape}); drop --task to use the run's own"
             )
         self.trained, self.agent, self.template_params = trained, trained.agent, trained.params
         self.spec = trained.name
@@ -220,6 +239,8 @@ def _run_agents(specs: Sequence[str], args):
         first = next(iter(runs.values()))
         task, episodes = first.info["task"], episodes or first.num_episodes
     family, episodes = _family_and_episodes(task, episodes)
+    if getattr(args, "actions", 0) and family.continuous:
+        raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
     _check_tasks(args.split, args.num_tasks, args.tune_tasks)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot")
@@ -506,7 +527,7 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
     if not multi:
         p.add_argument("--actions", type=_positive_int, nargs="?", const=10, default=0, metavar="STEPS",
                        help="print how often each action is taken at the first STEPS steps of the trial "
-                            "(default 10) and add action_frequencies to the JSON")
+                            "(default 10; discrete actions only) and add action_frequencies to the JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -575,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from metarlkit.specs import SpecError
+    from metarlkit.tasks.base import ActionSpaceError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -592,7 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return args.func(args)
-    except (UsageError, SpecError) as err:
+    except (UsageError, SpecError, ActionSpaceError) as err:
+        # ActionSpaceError: code for discrete (or continuous) actions met the other kind, e.g.
+        # training an algorithm that only has discrete policies on point-navigation.
         print(f"metarlkit: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metarlkit.agents import AdaptiveAgent
-from metarlkit.tasks.base import TaskFamily
+from metarlkit.tasks.base import ActionSpaceError, TaskFamily
 from metarlkit.tasks.tasksets import (
     ENV_SEED,
     SPLIT_IDS,
@@ -74,7 +74,7 @@ class EvalResult:
     """Per-task outcomes of one agent on one task set, and their summaries.
 
     Arrays are numpy, indexed [task] or [task, episode]; `action_counts` is summed over tasks,
-    [episode, step, action].
+    [episode, step, action] (the action axis is empty for families with continuous actions).
     """
 
     family: TaskFamily
@@ -138,7 +138,11 @@ class EvalResult:
         return out
 
     def action_frequencies(self) -> np.ndarray:
-        """[episode, step, action]: fraction of the tasks' valid steps at (episode, step) taking each action."""
+        """[episode, step, action]: fraction of the tasks' valid steps at (episode, step) taking each action.
+
+        Raises ActionSpaceError (one line) for families with continuous actions.
+        """
+        check_action_frequencies(self.family)
         counts = np.asarray(self.action_counts, np.float64)
         total = counts.sum(-1, keepdims=True)
         return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
@@ -160,6 +164,14 @@ class EvalResult:
         }
 
 
+def check_action_frequencies(family: TaskFamily) -> None:
+    """Raises a one-line ActionSpaceError when `family` has no discrete actions to count."""
+    if family.continuous:
+        raise ActionSpaceError(
+            f"action frequencies need discrete actions; {family.name} has continuous actions"
+        )
+
+
 @functools.lru_cache(maxsize=256)
 def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool):
     """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums.
@@ -167,7 +179,8 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
     The compiled function takes task *indices*: task parameters, environment keys and agent keys
     are derived inside it, so a chunk of tasks costs one call and no host-side work.
     """
-    num_actions = family.num_actions
+    # Continuous actions are not counted (an empty action axis keeps one code path).
+    num_actions = 0 if family.continuous else family.num_actions
     steps = num_episodes * family.horizon
 
     def per_task(params, index, split_id, seed):
@@ -175,7 +188,8 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         agent_key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
         rec = run_trial(family, agent, params, task, env_keys(split_id, index), agent_key, num_episodes)
         counts = jnp.zeros((steps, num_actions), jnp.float32)
-        counts = counts.at[jnp.arange(steps), rec.action.reshape(-1)].add(rec.valid.reshape(-1))
+        if num_actions:
+            counts = counts.at[jnp.arange(steps), rec.action.reshape(-1)].add(rec.valid.reshape(-1))
         return {
             "returns": rec.reward.sum(-1),
             "expected_returns": rec.expected_reward.sum(-1),

@@ -18,7 +18,8 @@ from metarlkit.tasks.base import TaskFamily
 
 
 class StepRecord(NamedTuple):
-    """Per-step outputs of a trial, each [num_episodes, horizon]."""
+    """Per-step outputs of a trial, each [num_episodes, horizon] (actions [num_episodes, horizon,
+    *family.action_shape]: vectors for families with continuous actions)."""
 
     action: jax.Array
     reward: jax.Array  # zero where not valid

@@ -144,8 +144,19 @@ def _any_family(family: TaskFamily) -> str | None:
 
 
 def build_random(family, num_episodes, knobs):
+    """Uniform over the actions: over the indices, or over the action box of a continuous family."""
     del num_episodes, knobs
-    k = family.num_actions
+    if family.continuous:
+        low, high = family.action_bounds
+        shape = family.action_shape
+
+        def draw(key):
+            return jax.random.uniform(key, shape, jnp.float32, jnp.asarray(low), jnp.asarray(high))
+    else:
+        k = family.num_actions
+
+        def draw(key):
+            return jax.random.randint(key, (), 0, k)
 
     def init(params, key, num_episodes):
         del params, key, num_episodes
@@ -153,7 +164,7 @@ def build_random(family, num_episodes, knobs):
 
     def act(params, state, obs, key):
         del params, obs
-        return jax.random.randint(key, (), 0, k), state
+        return draw(key), state
 
     def observe(params, state, transition):
         del params, transition
@@ -236,7 +247,8 @@ def build_oracle(family, num_episodes, knobs):
     return AdaptiveAgent(init, act, observe, end_episode, task_aware=True)
 
 
-register(Baseline("random", "uniformly random actions", build_random, no_params, _any_family))
+register(Baseline("random", "uniformly random actions (in the box for continuous actions)", build_random,
+                  no_params, _any_family))
 
 
 def _bandit_or_mdp(bandit_build, bandit_params, mdp_name, mdp_params):

@@ -1,7 +1,9 @@
-"""Action distributions for policy heads: categorical (discrete) and diagonal Gaussian (continuous).
+"""Action distributions for policy heads: categorical (discrete) and diagonal Gaussian (continuous),
+and `PolicyHead`, the linear head that produces either from features.
 
-Each is a NamedTuple of arrays (a pytree, so it passes through `vmap`/`scan`) with `sample`,
-`log_prob`, `entropy` and `mode`. Single stream: a distribution over one action; `vmap` for batches.
+Each distribution is a NamedTuple of arrays (a pytree, so it passes through `vmap`/`scan`) with
+`sample`, `log_prob`, `entropy` and `mode`. Single stream: a distribution over one action; `vmap`
+for batches.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 
 class Categorical(NamedTuple):
@@ -61,3 +64,32 @@ class DiagGaussian(NamedTuple):
         var_ratio = jnp.exp(2 * (self.log_std - other.log_std))
         t = ((self.mean - other.mean) * jnp.exp(-other.log_std)) ** 2
         return 0.5 * jnp.sum(var_ratio + t - 1.0) - jnp.sum(self.log_std - other.log_std)
+
+
+class PolicyHead(nnx.Module):
+    """A linear policy head on features [H]: categorical logits, or a diagonal Gaussian whose mean is
+    linear in the features and whose log standard deviation is a learnt, state-independent vector
+    (Schulman et al. 2015; the usual head of MAML-RL and PPO on continuous control).
+
+    Args:
+      in_features: feature size H.
+      num_actions: discrete actions, or the action dimension D when `continuous`.
+      continuous: Gaussian instead of categorical.
+      init_scale: scale of the orthogonal initial weights; a small scale starts near-uniform
+        (categorical) or near-zero mean (Gaussian).
+      init_log_std: initial log standard deviation (continuous only).
+    """
+
+    def __init__(self, in_features: int, num_actions: int, *, continuous: bool = False, init_scale: float = 0.01,
+                 init_log_std: float = 0.0, rngs: nnx.Rngs):
+        self.continuous = continuous
+        self.linear = nnx.Linear(in_features, num_actions, kernel_init=nnx.initializers.orthogonal(init_scale),
+                                 rngs=rngs)
+        self.log_std = nnx.Param(jnp.full((num_actions,), init_log_std, jnp.float32)) if continuous else None
+
+    def __call__(self, h: jax.Array):
+        """Features [H] -> Categorical or DiagGaussian."""
+        out = self.linear(h)
+        if self.continuous:
+            return DiagGaussian(out, self.log_std[...])
+        return Categorical(out)

@@ -10,7 +10,8 @@ from metarlkit.tasks.bandits import (
     GaussianBandit,
     RestlessBandit,
 )
-from metarlkit.tasks.base import StepInfo, TaskFamily
+from metarlkit.tasks.base import ActionSpaceError, StepInfo, TaskFamily
+from metarlkit.tasks.navigation import PointNavigation
 from metarlkit.tasks.tabular import TabularMDP, value_iteration
 from metarlkit.tasks.tasksets import (
     ENV_SEED,
@@ -34,7 +35,8 @@ def register(cls: type[TaskFamily]) -> type[TaskFamily]:
     return cls
 
 
-for _cls in (BernoulliBandit, DependentBandit, GaussianBandit, ElevenArmBandit, RestlessBandit, TabularMDP):
+for _cls in (BernoulliBandit, DependentBandit, GaussianBandit, ElevenArmBandit, RestlessBandit, TabularMDP,
+             PointNavigation):
     register(_cls)
 
 
@@ -66,10 +68,12 @@ __all__ = [
     "ENV_SEED",
     "SPLIT_SIZES",
     "TASK_SET_SEED",
+    "ActionSpaceError",
     "BernoulliBandit",
     "DependentBandit",
     "ElevenArmBandit",
     "GaussianBandit",
+    "PointNavigation",
     "RestlessBandit",
     "StepInfo",
     "TabularMDP",

@@ -12,9 +12,15 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 PyTree = Any
+
+
+class ActionSpaceError(ValueError):
+    """Code written for one kind of action space (discrete or continuous) met a family of the other
+    kind; the message is one line naming the family and its action space."""
 
 
 class StepInfo(NamedTuple):
@@ -41,6 +47,10 @@ class TaskFamily:
         mean) or 'other'; classic bandit agents pick their posterior from it.
       defines_pseudo_regret: True when `StepInfo.optimal_expected_reward` is meaningful per step.
       description: one line for `metarlkit tasks`.
+      continuous: actions are real vectors in a box (`action_size`, `action_bounds`) rather than
+        indices (`num_actions`). Code that handles either kind builds placeholder actions from
+        `action_shape` and `action_dtype`; code that needs one kind gets a one-line
+        ActionSpaceError from the other kind's properties.
     """
 
     name: ClassVar[str] = ""
@@ -48,12 +58,49 @@ class TaskFamily:
     reward_model: ClassVar[str] = "other"
     defines_pseudo_regret: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    continuous: ClassVar[bool] = False
 
     # --- shape information -------------------------------------------------------------------
     @property
     def num_actions(self) -> int:
-        """Number of discrete actions."""
+        """Number of discrete actions (discrete families; an action is an int32 index)."""
+        if self.continuous:
+            raise ActionSpaceError(
+                f"{self.name} has continuous actions ({self._box_text()}), not a number of discrete "
+                "actions; this needs a family with discrete actions"
+            )
         raise NotImplementedError
+
+    @property
+    def action_size(self) -> int:
+        """D, the length of an action vector (continuous families; an action is float32 [D])."""
+        if not self.continuous:
+            raise ActionSpaceError(
+                f"{self.name} has discrete actions ({self.num_actions} of them); action_size and "
+                "action_bounds are for families with continuous actions"
+            )
+        raise NotImplementedError
+
+    @property
+    def action_bounds(self) -> tuple[Any, Any]:
+        """(low, high) of the action box (continuous families): floats, or float32 [D] arrays.
+
+        The box is where actions have distinct effects: `step` accepts any finite vector and the
+        family documents what it does outside the box (e.g. clips it), so an agent may output
+        unbounded actions. Discrete families raise ActionSpaceError (see `action_size`).
+        """
+        self.action_size  # noqa: B018  (raises the one-line error on discrete families)
+        raise NotImplementedError
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """Shape of one action: () for discrete families, (D,) for continuous ones."""
+        return (self.action_size,) if self.continuous else ()
+
+    @property
+    def action_dtype(self):
+        """dtype of an action: int32 (an index) for discrete families, float32 for continuous."""
+        return jnp.float32 if self.continuous else jnp.int32
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
@@ -92,6 +139,18 @@ class TaskFamily:
         raise NotImplementedError
 
     # --- conveniences -------------------------------------------------------------------------
+    def describe_actions(self) -> str:
+        """The action space in words: '5 discrete' or 'continuous, R^2 in [-0.1, 0.1]'."""
+        if not self.continuous:
+            return f"{self.num_actions} discrete"
+        return f"continuous, {self._box_text()}"
+
+    def _box_text(self) -> str:
+        low, high = (np.asarray(b, np.float64) for b in self.action_bounds)
+        if low.ndim == 0 and high.ndim == 0:
+            return f"R^{self.action_size} in [{low.item():g}, {high.item():g}]"
+        return f"R^{self.action_size} in a box with per-coordinate bounds"
+
     def spec(self) -> str:
         """The `NAME:key=value` string that rebuilds this family with `tasks.make`."""
         from metarlkit.specs import format_spec, options_of

@@ -20,6 +20,12 @@ class RL2Config:
     """Units of the recurrent core (the RL2 paper used a 256-unit GRU)."""
     time_input: bool = False
     """Also feed the fraction of the trial elapsed (t / steps per trial) as an input."""
+    prev_obs_input: bool = False
+    """Also feed the previous observation, so one input holds the whole last transition (s, a, r, s')."""
+    embed_size: int = 0
+    """Units of a ReLU layer between the inputs and the core (0: none)."""
+    head_size: int = 0
+    """Units of a ReLU layer on the core's output and the step's input, under both heads (0: none)."""
     total_steps: int = 40_000_000
     """Training budget in environment steps (trials x steps per trial, summed over updates); the
     default is about 15 minutes of a 2-core CPU with a 128-unit GRU."""
@@ -52,6 +58,11 @@ class RL2Config:
     reward_scale: float = 0.1
     """Rewards are multiplied by this for the learner (the agent's reward input is unscaled); at 1.0
     the value loss of 100-pull trials swamps the shared core's gradient and nothing is learnt."""
+    expected_reward_returns: bool = False
+    """Compute the learner's returns from each step's expected reward (given the task and action)
+    instead of the sampled reward: unbiased, since a step's reward noise is drawn after everything
+    the policy did before it, and far less noisy on Gaussian-reward tasks. The agent's reward input
+    stays the sampled reward, so the trained agent needs nothing but what it observes."""
     normalize_advantages: bool = True
     """Normalise advantages to mean 0, std 1 per minibatch."""
     seed: int = 0
@@ -77,10 +88,11 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(f"{name} must be a whole number >= 1, got {value!r}")
-        for name in ("epochs", "minibatches"):
+        for name in ("epochs", "minibatches", "embed_size", "head_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                fail(f"{name} must be a whole number >= 0 (0 picks the algorithm's default), got {value!r}")
+                zero = "the algorithm's default" if name in ("epochs", "minibatches") else "no layer"
+                fail(f"{name} must be a whole number >= 0 (0: {zero}), got {value!r}")
         defaults = {"ppo": (4, 4), "a2c": (1, 1)}[self.algorithm]
         if self.epochs == 0:
             object.__setattr__(self, "epochs", defaults[0])

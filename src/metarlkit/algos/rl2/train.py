@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from metarlkit.algos.rl2.agent import make_agent, record
@@ -67,14 +68,28 @@ def chunking(total_steps: int, checkpoint_steps: int, steps_per_update: int) -> 
 
 
 def agent_args(config: RL2Config, family: TaskFamily) -> dict:
+    """make_agent's arguments for `family`: a categorical head, or a Gaussian over the action box."""
+    bounds = None
+    if family.continuous:
+        bounds = tuple(_hashable(b) for b in family.action_bounds)
     return {
         "obs_size": math.prod(family.obs_shape),
-        "num_actions": family.num_actions,
+        "num_actions": family.action_size if family.continuous else family.num_actions,
         "horizon": family.horizon,
         "core": config.core,
         "hidden_size": config.hidden_size,
         "time_input": config.time_input,
+        "prev_obs_input": config.prev_obs_input,
+        "embed_size": config.embed_size,
+        "action_bounds": bounds,
+        "head_size": config.head_size,
     }
+
+
+def _hashable(bound):
+    """A bound as a float, or a tuple of floats for per-dimension bounds (make_agent is cached)."""
+    arr = np.asarray(bound, np.float64)
+    return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
 
 
 def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Train:
@@ -91,8 +106,9 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
     family.check_episodes(num_episodes)
     args = agent_args(config, family)
     agent = make_agent(**args)
-    d = input_size(args["obs_size"], args["num_actions"], config.time_input)
-    _, apply, init_params, initial_carry = network_def(d, family.num_actions, config.core, config.hidden_size)
+    d = input_size(args["obs_size"], args["num_actions"], config.time_input, config.prev_obs_input)
+    _, apply, init_params, initial_carry = network_def(d, args["num_actions"], config.core, config.hidden_size,
+                                                       config.embed_size, family.continuous, config.head_size)
     B, T = config.tasks_per_update, num_episodes * family.horizon
     steps_per_update = B * T
     per_chunk, num_updates = chunking(config.total_steps, config.checkpoint_steps, steps_per_update)
@@ -128,8 +144,9 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
     def update(state: TrainState, _):
         key_rollout, key_sgd, key = jax.random.split(state.key, 3)
         rec = rollout(state.params, key_rollout)
+        reward = rec.expected_reward if config.expected_reward_returns else rec.reward
         adv, target = jax.vmap(lambda r, v, ok: gae(r, v, config.gamma, config.gae_lambda, 0.0, ok))(
-            rec.reward * config.reward_scale, rec.extras.value, rec.valid
+            reward * config.reward_scale, rec.extras.value, rec.valid
         )
         batch = Batch(rec.extras.x, rec.action, rec.extras.logp, rec.extras.value, adv, target, rec.valid)
         coef = entropy_coef(state.update)
