@@ -135,20 +135,20 @@ class FamilyContract:
         batch checks.
       num_episodes: episodes per probe trial (default: the family's fixed trial length, else 16).
       num_trials: probe trials (env keys) per task for the checks that average over randomness.
-      ends_early: the family may report done before the horizon.
       seed: base of every other key used here.
     """
 
     def __init__(self, family: TaskFamily, *, num_tasks: int = 3, num_set: int = 10,
-                 num_episodes: int | None = None, num_trials: int = 4, ends_early: bool = False,
-                 seed: int = 0):
+                 num_episodes: int | None = None, num_trials: int = 4, seed: int = 0):
         assert 2 <= num_tasks <= num_set
         self.family = family
         self.num_tasks = num_tasks
         self.num_set = num_set
         self.num_episodes = num_episodes or family.default_episodes or 16
         self.num_trials = num_trials
-        self.ends_early = ends_early
+        # A family that says its episodes always last `horizon` steps gets trials without the
+        # per-step freeze of the agent state: check_done_at_horizon holds it to that.
+        self.ends_early = family.ends_early
         # [0] probe resets, [1] env keys of trials, [2] agent keys of trials.
         self.keys = raw_keys((3, 64), seed)
         self.actions = probe_actions(family)  # [K, *action_shape]
@@ -400,7 +400,6 @@ class FamilyContract:
 
     def check_optimal_return_bounds_fixed_sequences(self, num_sequences: int = 4) -> None:
         """No fixed action sequence beats `optimal_return` in expectation."""
-        f = self.family
         for i, task in enumerate(self.tasks):
             opt = float(self.probe["optimal_return"][i])
             scripts = [self.fixed_script(a) for a in range(self.num_probe_actions)]

@@ -29,9 +29,8 @@ def family(variant: str):
 
 
 def contract_of(variant: str) -> FamilyContract:
-    # The dense variant ends episodes early; test_tasks checks it with the same options, so the
-    # two modules share one checker and its compiled programs.
-    return shared_contract(family(variant), ends_early=variant == "dense")
+    # test_tasks checks the same families, so the two modules share one checker and its programs.
+    return shared_contract(family(variant))
 
 
 @pytest.fixture(scope="module", params=VARIANTS)

@@ -14,8 +14,6 @@ import pytest
 from metarlkit import tasks
 from metarlkit.algos import rl2
 from metarlkit.algos.rl2.agent import record
-from metarlkit.algos.rl2.losses import unroll
-from metarlkit.algos.rl2.networks import network_def
 from metarlkit.experiment.config import field_docs
 from metarlkit.tasks.bandits import _StationaryBandit
 from metarlkit.tasks.navigation import PointNavigation
@@ -120,13 +118,11 @@ def test_rollout_records_equal_the_learner_unroll(small_agent):
     # The learner re-runs the network over the recorded inputs from the trial-start carry; if
     # either side reset the hidden state at an episode end, the log-probabilities would differ.
     family, config, train, params = small_agent
-    d = train.agent_args
-    _, apply, _, carry0 = network_def(d["obs_size"] + d["num_actions"] + 2, d["num_actions"], config.core, config.hidden_size)
     task = family.sample_task(jax.random.PRNGKey(0))
     rec = jax.jit(lambda p: run_trial(family, train.agent, p, task, jax.random.PRNGKey(1), jax.random.PRNGKey(2), 4,
                                       record=record))(params)
     x = rec.extras.x.reshape(4, -1)
-    dist, value = unroll(apply, carry0(), params, x, jnp.ones(4, bool))
+    dist, value = train.network.unroll(params, x, jnp.ones(4, bool))
     logp = jax.vmap(lambda lg, a: jax.nn.log_softmax(lg)[a])(dist.logits, rec.action.reshape(4))
     np.testing.assert_allclose(logp, rec.extras.logp.reshape(4), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(value, rec.extras.value.reshape(4), rtol=1e-5, atol=1e-6)
@@ -134,6 +130,48 @@ def test_rollout_records_equal_the_learner_unroll(small_agent):
     np.testing.assert_array_equal(x[0, 1:], np.zeros(5))
     np.testing.assert_array_equal(x[1, 1:4], np.eye(3)[int(rec.action[0, 0])])
     assert float(x[1, 4]) == float(rec.reward[0, 0]) and float(x[1, 5]) == 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyEndBandit(FixedBandit):
+    """The probe with 4-pull episodes that end early when arm 1 is pulled."""
+
+    name: ClassVar[str] = "early-end-bandit"
+    ends_early: ClassVar[bool] = True
+    pulls: int = 4
+
+    def step(self, key, env_state, action, task):
+        obs, env_state, reward, done, info = super().step(key, env_state, action, task)
+        return obs, env_state, reward, done | (action == 1), info
+
+
+@pytest.mark.parametrize("family, overrides", [
+    (EarlyEndBandit(), dict(core="gru")),
+    (EarlyEndBandit(), dict(core="lstm", embed_size=8, head_size=8)),
+    (EarlyEndBandit(), dict(core="transformer", layers=2, heads=2)),
+    (EarlyEndBandit(), dict(core="transformer", layers=1, heads=4, context=3, prev_obs_input=True)),
+    (FixedGoalNavigation(variant="sparse"), dict(core="transformer", layers=1, heads=2, time_input=True)),
+], ids=["gru", "lstm-embed-head", "transformer", "transformer-window", "transformer-continuous"])
+def test_every_core_unrolls_exactly_like_its_rollout(family, overrides):
+    # Episodes that end early leave invalid steps in the trial: the rollout does not feed the agent
+    # there, so the learner's unroll must skip them too -- the transformer computes the whole trial
+    # at once with masks, and a window (context 3) must drop exactly the steps the ring buffer
+    # overwrote.
+    config = rl2.RL2Config(**{**SMALL, **overrides})
+    train = rl2.make_train(config, family, 3)
+    params = train.init(jax.random.PRNGKey(3)).params
+    keys = jax.random.split(jax.random.PRNGKey(4), 6)
+    tasks_ = jax.vmap(family.sample_task)(keys)
+    rec = jax.jit(jax.vmap(lambda t, k: run_trial(family, train.agent, params, t, k, k, 3, record=record)))(tasks_, keys)
+    steps = 3 * family.horizon
+    flat = jax.tree_util.tree_map(lambda a: a.reshape((6, steps) + a.shape[3:]), rec)
+    valid = np.asarray(flat.valid)
+    assert family.continuous or 0 < valid.sum() < valid.size  # some episodes did end early
+    dist, value = jax.vmap(lambda x, v: train.network.unroll(params, x, v))(flat.extras.x, flat.valid)
+    logp = jax.vmap(jax.vmap(lambda d, a: d.log_prob(a)))(dist, flat.action)
+    np.testing.assert_allclose(np.asarray(logp)[valid], np.asarray(flat.extras.logp)[valid], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(value)[valid], np.asarray(flat.extras.value)[valid], rtol=1e-4, atol=1e-5)
+    assert np.all(np.isfinite(np.asarray(value)))  # invalid steps too (they are masked, not NaN)
 
 
 def test_hidden_state_resets_only_at_trial_boundaries(small_agent):
@@ -173,6 +211,7 @@ def test_trials_start_from_the_same_state_and_then_diverge(small_agent):
     ("tabular-mdp:states=3,actions=2,steps=2", {}),
     ("tabular-mdp:states=3,actions=2,steps=2", dict(prev_obs_input=True, embed_size=8, head_size=8, expected_reward_returns=True)),
     ("point-navigation:variant=sparse", dict(prev_obs_input=True)),
+    ("bernoulli-bandit:arms=2", dict(core="transformer", layers=1, heads=2)),
 ])
 def test_variants_take_finite_updates(spec, overrides):
     family = tasks.from_spec(spec)
@@ -195,12 +234,14 @@ def test_every_config_field_is_documented():
 
 @pytest.mark.parametrize("bad, message", [
     (dict(hidden_size=0), "hidden_size must be a whole number >= 1"),
-    (dict(core="rnn"), "core must be one of gru, lstm"),
     (dict(algorithm="trpo"), "algorithm must be one of ppo, a2c"),
     (dict(tasks_per_update=10, minibatches=4), "multiple of minibatches"),
     (dict(algorithm="a2c", epochs=3), "a2c takes one gradient step"),
     (dict(gae_lambda=1.5), "gae_lambda must be in [0, 1]"),
     (dict(embed_size=-1), "embed_size must be a whole number >= 0 (0: no layer)"),
+    (dict(core="transformer", hidden_size=30, heads=4), "hidden_size (30) must be a multiple of heads (4)"),
+    (dict(context=-2), "context must be a whole number >= 0 (0: the whole trial)"),
+    (dict(core="rnn"), "core must be one of gru, lstm, transformer"),
 ])
 def test_bad_config_values_are_one_line_errors(bad, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -27,14 +27,12 @@ VARIANTS = tasks.names() + [
     "bernoulli-bandit:arms=3,pulls=4",
     "restless-bandit:volatility=high,pulls=20",
 ]
-# Checker options of families that need them (the dense point-navigation ends episodes early).
-# Checkers are shared with the families' own test modules, so they compile once per process.
-CONTRACT_OPTIONS = {"point-navigation": {"ends_early": True}}
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def contract(request):
-    return shared_contract(tasks.from_spec(request.param), **CONTRACT_OPTIONS.get(request.param, {}))
+    # Checkers are shared with the families' own test modules, so they compile once per process.
+    return shared_contract(tasks.from_spec(request.param))
 
 
 @pytest.mark.parametrize("check", FamilyContract.CHECKS)

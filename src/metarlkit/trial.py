@@ -92,12 +92,15 @@ def run_trial(
                 optimal_expected_reward=jnp.where(alive, info.optimal_expected_reward, 0.0),
                 extras=None if record is None else record(acted_state),
             )
-            carry = (
-                _select(alive, next_agent_state, agent_state),
-                _select(alive, next_env_state, env_state),
-                jnp.where(alive, next_obs, obs),
-                alive & ~done,
-            )
+            if family.ends_early:
+                carry = (
+                    _select(alive, next_agent_state, agent_state),
+                    _select(alive, next_env_state, env_state),
+                    jnp.where(alive, next_obs, obs),
+                    alive & ~done,
+                )
+            else:  # every step of the episode is valid: nothing to freeze
+                carry = (next_agent_state, next_env_state, next_obs, alive & ~done)
             return carry, step_record
 
         (agent_state, _, _, _), records = jax.lax.scan(

@@ -1,6 +1,9 @@
-"""Network building blocks shared by algorithms: recurrent cores and action distributions."""
+"""Network building blocks shared by algorithms: recurrent and transformer cores, policy heads and
+action distributions."""
 
+from metarlkit.nets.cores import CORES, make_core
 from metarlkit.nets.heads import Categorical, DiagGaussian, PolicyHead
-from metarlkit.nets.recurrent import CORES, RecurrentCore
+from metarlkit.nets.recurrent import RecurrentCore
+from metarlkit.nets.transformer import TransformerCore
 
-__all__ = ["CORES", "Categorical", "DiagGaussian", "PolicyHead", "RecurrentCore"]
+__all__ = ["CORES", "Categorical", "DiagGaussian", "PolicyHead", "RecurrentCore", "TransformerCore", "make_core"]

@@ -88,8 +88,9 @@ class PolicyHead(nnx.Module):
         self.log_std = nnx.Param(jnp.full((num_actions,), init_log_std, jnp.float32)) if continuous else None
 
     def __call__(self, h: jax.Array):
-        """Features [H] -> Categorical or DiagGaussian."""
+        """Features [H] (or [..., H]) -> Categorical or DiagGaussian (leaves [..., A])."""
         out = self.linear(h)
         if self.continuous:
-            return DiagGaussian(out, self.log_std[...])
+            # broadcast, so a batch of features [..., H] gives leaves of one batch shape (vmap-able)
+            return DiagGaussian(out, jnp.broadcast_to(self.log_std[...], out.shape))
         return Categorical(out)

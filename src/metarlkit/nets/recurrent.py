@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-CORES = ("gru", "lstm")
+CELLS = ("gru", "lstm")
 
 
 class RecurrentCore(nnx.Module):
@@ -26,8 +26,8 @@ class RecurrentCore(nnx.Module):
     """
 
     def __init__(self, kind: str, in_features: int, hidden_size: int, *, rngs: nnx.Rngs):
-        if kind not in CORES:
-            raise ValueError(f"unknown recurrent core {kind!r}; choose one of {', '.join(CORES)}")
+        if kind not in CELLS:
+            raise ValueError(f"unknown recurrent core {kind!r}; choose one of {', '.join(CELLS)}")
         if not isinstance(hidden_size, int) or hidden_size < 1:
             raise ValueError(f"hidden size must be a whole number >= 1, got {hidden_size!r}")
         self.kind = kind

@@ -31,6 +31,7 @@ class _StationaryBandit(TaskFamily):
     pulls: int = 1
 
     defines_pseudo_regret: ClassVar[bool] = True
+    ends_early: ClassVar[bool] = False
 
     def __post_init__(self):
         if not isinstance(self.pulls, int) or self.pulls < 1:
@@ -195,6 +196,7 @@ class ElevenArmBandit(TaskFamily):
     version: ClassVar[int] = 1
     reward_model: ClassVar[str] = "other"
     defines_pseudo_regret: ClassVar[bool] = True
+    ends_early: ClassVar[bool] = False
     description: ClassVar[str] = "Wang et al.'s 11-arm bandit: arm 10 reveals which of arms 0-9 pays 5"
     PULLS: ClassVar[int] = 5
 
@@ -263,6 +265,7 @@ class RestlessBandit(TaskFamily):
     version: ClassVar[int] = 1
     reward_model: ClassVar[str] = "bernoulli"
     defines_pseudo_regret: ClassVar[bool] = True
+    ends_early: ClassVar[bool] = False
     description: ClassVar[str] = "2 arms p_t, 1-p_t; p_t a reflected random walk (volatility low|high)"
 
     def __post_init__(self):

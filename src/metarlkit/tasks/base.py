@@ -51,6 +51,11 @@ class TaskFamily:
         indices (`num_actions`). Code that handles either kind builds placeholder actions from
         `action_shape` and `action_dtype`; code that needs one kind gets a one-line
         ActionSpaceError from the other kind's properties.
+      ends_early: an episode may report done before `horizon` steps. True (the safe default)
+        makes trials freeze the agent after `done`; a family whose episodes always last exactly
+        `horizon` steps sets False, and trials skip that per-step select of the agent state,
+        which is the largest cost of acting for agents with big states (a transformer's context).
+        The contract checker verifies the claim.
     """
 
     name: ClassVar[str] = ""
@@ -59,6 +64,7 @@ class TaskFamily:
     defines_pseudo_regret: ClassVar[bool] = False
     description: ClassVar[str] = ""
     continuous: ClassVar[bool] = False
+    ends_early: ClassVar[bool] = True
 
     # --- shape information -------------------------------------------------------------------
     @property

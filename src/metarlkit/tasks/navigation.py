@@ -73,6 +73,11 @@ class PointNavigation(TaskFamily):
             )
 
     @property
+    def ends_early(self):
+        # dense episodes end in the goal zone; sparse ones always last 20 steps
+        return self.variant == "dense"
+
+    @property
     def action_size(self):
         return 2
 

@@ -52,6 +52,7 @@ class TabularMDP(TaskFamily):
     version: ClassVar[int] = 1
     reward_model: ClassVar[str] = "gaussian"
     defines_pseudo_regret: ClassVar[bool] = False
+    ends_early: ClassVar[bool] = False
     description: ClassVar[str] = "random MDPs: Dirichlet(1) transitions, N(1,1) mean rewards, unit noise"
 
     def __post_init__(self):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent, no_end_episode
-from metarlkit.algos.rl2.networks import encode, input_size, network_def
+from metarlkit.algos.rl2.networks import NetworkShape, encode, input_size, network_def
 
 
 class RL2State(NamedTuple):
@@ -47,7 +47,8 @@ def record(state: RL2State) -> StepData:
 @functools.lru_cache(maxsize=64)
 def make_agent(obs_size: int, num_actions: int, horizon: int, core: str, hidden_size: int,
                time_input: bool, prev_obs_input: bool = False, embed_size: int = 0,
-               action_bounds: tuple | None = None, head_size: int = 0) -> AdaptiveAgent:
+               action_bounds: tuple | None = None, head_size: int = 0, layers: int = 2, heads: int = 4,
+               context: int = 0) -> AdaptiveAgent:
     """The RL2 AdaptiveAgent for a network shape; `params` is the network's params pytree.
 
     Args:
@@ -56,12 +57,15 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, core: str, hidden_
         family's action box (floats or tuples) for a diagonal-Gaussian head. The Gaussian's sample
         is the action (the family clips it); the agent's previous-action input is the action
         clipped to the box, i.e. the move the environment made.
+      embed_size, head_size, layers, heads, context: see `NetworkShape`.
 
     Cached, so every agent of one shape is the same object and shares compiled evaluation programs.
     """
     continuous = action_bounds is not None
     d = input_size(obs_size, num_actions, time_input, prev_obs_input)
-    _, apply, _, initial_carry = network_def(d, num_actions, core, hidden_size, embed_size, continuous, head_size)
+    shape = NetworkShape(d, num_actions, core, hidden_size, embed_size, head_size, continuous, layers, heads, context)
+    net = network_def(shape)
+    apply, initial_carry = net.apply, net.initial_carry
     if continuous:
         low, high = (jnp.asarray(b, jnp.float32) for b in action_bounds)
         no_action = jnp.zeros((num_actions,), jnp.float32)

@@ -1,11 +1,10 @@
-"""RL2 losses: the recurrent policy is unrolled over whole trials and scored with PPO or A2C."""
+"""RL2 losses: the policy is unrolled over whole trials (`Network.unroll`) and scored with PPO or A2C."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from metarlkit.rl import losses as rl_losses
 
@@ -22,37 +21,14 @@ class Batch(NamedTuple):
     valid: jax.Array  # bool
 
 
-def unroll(apply: Callable, carry0: Any, params, x_t: jax.Array, valid_t: jax.Array):
-    """Runs the network over one trial's inputs from the trial-start carry.
-
-    Args:
-      apply: (params, carry, x) -> (carry, dist, value).
-      carry0: the carry at the trial boundary (zeros).
-      x_t: [T, D] inputs; valid_t: [T] bool (the carry does not advance on invalid steps, exactly
-        as in the rollout, where the agent is not fed after an early episode end).
-
-    Returns:
-      (dist with [T, ...] leaves, value_t [T]).
-    """
-
-    def step(carry, inputs):
-        x, ok = inputs
-        next_carry, dist, value = apply(params, carry, x)
-        carry = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), next_carry, carry)
-        return carry, (dist, value)
-
-    _, (dist, value) = jax.lax.scan(step, carry0, (x_t, valid_t))
-    return dist, value
-
-
-def loss_fn(params, batch: Batch, entropy_coef, *, apply, carry0, algorithm: str, clip_eps: float,
+def loss_fn(params, batch: Batch, entropy_coef, *, unroll: Callable, algorithm: str, clip_eps: float,
             value_coef: float, normalize: bool):
     """Loss of a minibatch of trials. Returns (loss, stats).
 
     ppo: clipped surrogate (Schulman et al. 2017) + value_coef * value loss - entropy bonus.
     a2c: policy gradient -log pi * A (Mnih et al. 2016; Wang et al. 2016) + value loss - entropy.
     """
-    dist, value = jax.vmap(lambda x, v: unroll(apply, carry0, params, x, v))(batch.x, batch.valid)
+    dist, value = jax.vmap(lambda x, v: unroll(params, x, v))(batch.x, batch.valid)
     logp = jax.vmap(jax.vmap(lambda d, a: d.log_prob(a)))(dist, batch.action)
     entropy = rl_losses.masked_mean(jax.vmap(jax.vmap(lambda d: d.entropy()))(dist), batch.valid)
     adv = batch.advantage

@@ -1,15 +1,16 @@
-"""The RL2 network: inputs (obs, previous action, previous reward, done) -> recurrent core -> heads."""
+"""The RL2 network: inputs (obs, previous action, previous reward, done) -> core -> heads."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from metarlkit.nets.heads import PolicyHead
-from metarlkit.nets.recurrent import RecurrentCore
+from metarlkit.nets.cores import make_core
 
 
 def input_size(obs_size: int, num_actions: int, time_input: bool, prev_obs_input: bool = False) -> int:
@@ -52,55 +53,106 @@ def encode(obs, prev_obs, prev_action, prev_reward, prev_done, trial_fraction, n
     return jnp.concatenate(parts)
 
 
-class RL2Network(nnx.Module):
-    """Recurrent core with a policy head (categorical or diagonal Gaussian) and a value head, both
-    linear in the core's output."""
+class NetworkShape(NamedTuple):
+    """Everything that fixes the network's parameters and programs (hashable: networks are cached)."""
 
-    def __init__(self, in_features: int, num_actions: int, core: str, hidden_size: int, embed_size: int = 0,
-                 continuous: bool = False, head_size: int = 0, *, rngs: nnx.Rngs):
+    in_features: int  # input size D (see `input_size`)
+    num_actions: int  # discrete actions, or the action dimension when `continuous`
+    core: str  # 'gru', 'lstm' or 'transformer'
+    hidden_size: int  # the core's output size
+    embed_size: int = 0  # ReLU layer before the core (0: none)
+    head_size: int = 0  # ReLU layer on [core output, input] under both heads (0: none)
+    continuous: bool = False  # Gaussian policy head instead of categorical
+    layers: int = 2  # transformer only
+    heads: int = 4  # transformer only
+    context: int = 0  # transformer only: steps attended to
+
+
+class RL2Network(nnx.Module):
+    """A core (recurrent or transformer) with a policy head (categorical or diagonal Gaussian) and a
+    value head, both linear in the core's output (or in an optional ReLU layer on it)."""
+
+    def __init__(self, shape: NetworkShape, *, rngs: nnx.Rngs):
+        d = shape.in_features
         # An optional ReLU layer in front of the core: its units can detect conjunctions of inputs
         # (this state and that action), which a recurrent cell's input transform, linear in x, cannot.
-        self.embed = nnx.Linear(in_features, embed_size, rngs=rngs) if embed_size else None
-        self.core = RecurrentCore(core, embed_size or in_features, hidden_size, rngs=rngs)
+        self.embed = nnx.Linear(d, shape.embed_size, rngs=rngs) if shape.embed_size else None
+        self.core = make_core(shape.core, shape.embed_size or d, shape.hidden_size, layers=shape.layers,
+                              heads=shape.heads, context=shape.context, rngs=rngs)
         # An optional ReLU layer on the core's output and the step's input, shared by both heads:
         # it can read the part of the memory that concerns the current observation (a product of
         # the two), which heads linear in the core's output cannot.
-        self.head = nnx.Linear(hidden_size + in_features, head_size, rngs=rngs) if head_size else None
-        features = head_size or hidden_size
+        self.head = nnx.Linear(shape.hidden_size + d, shape.head_size, rngs=rngs) if shape.head_size else None
+        features = shape.head_size or shape.hidden_size
         # Small initial policy weights: a near-uniform policy (or a zero-mean Gaussian with unit
         # standard deviation) at the start explores every action.
-        self.policy = PolicyHead(features, num_actions, continuous=continuous, rngs=rngs)
+        self.policy = PolicyHead(features, shape.num_actions, continuous=shape.continuous, rngs=rngs)
         self.value = nnx.Linear(features, 1, kernel_init=nnx.initializers.orthogonal(1.0), rngs=rngs)
 
     def __call__(self, carry, x):
         """One step: (carry, x [D]) -> (carry, Categorical or DiagGaussian, value [])."""
-        inputs = x
-        if self.embed is not None:
-            x = jax.nn.relu(self.embed(x))
-        carry, h = self.core(carry, x)
+        carry, h = self.core(carry, self._embed(x))
+        return (carry, *self._heads(h, x))
+
+    def sequence(self, x_t, valid_t):
+        """A whole trial at once (cores with a `sequence` method: the transformer).
+
+        x_t [T, D], valid_t [T] -> (dist with [T, ...] leaves, value [T]); equal to stepping from
+        the trial-start carry and keeping the carry of valid steps only.
+        """
+        h = self.core.sequence(self._embed(x_t), valid_t)
+        return self._heads(h, x_t)
+
+    def _embed(self, x):
+        return x if self.embed is None else jax.nn.relu(self.embed(x))
+
+    def _heads(self, h, x):
         if self.head is not None:
-            h = jax.nn.relu(self.head(jnp.concatenate([h, inputs])))
-        return carry, self.policy(h), self.value(h)[0]
+            h = jax.nn.relu(self.head(jnp.concatenate([h, x], axis=-1)))
+        return self.policy(h), self.value(h)[..., 0]
+
+
+class Network(NamedTuple):
+    """The pure functions of a network shape (see `network_def`)."""
+
+    graphdef: Any
+    apply: Callable  # (params, carry, x [D]) -> (carry, dist, value): one step
+    unroll: Callable  # (params, x_t [T, D], valid_t [T]) -> (dist [T, ...], value [T]): a trial
+    init_params: Callable  # key -> params
+    initial_carry: Callable  # () -> the carry at a trial boundary
 
 
 @functools.lru_cache(maxsize=64)
-def network_def(in_features: int, num_actions: int, core: str, hidden_size: int, embed_size: int = 0,
-                continuous: bool = False, head_size: int = 0):
-    """(graphdef, apply, init_params, initial_carry) for a network shape; cached so agents built from
-    it are shared.
+def network_def(shape: NetworkShape) -> Network:
+    """The pure functions of a network shape; cached, so agents built from it are shared.
 
-    apply(params, carry, x) -> (carry, dist, value) and init_params(key) -> params are pure.
+    `unroll` is what the learner differentiates. For recurrent cores it is a `lax.scan` of `apply`
+    in which the carry does not advance on invalid steps (exactly as in the rollout, where the agent
+    is not fed after an early episode end); the transformer computes all steps at once with the
+    same result.
     """
-    def build(rngs):
-        return RL2Network(in_features, num_actions, core, hidden_size, embed_size, continuous, head_size, rngs=rngs)
-
-    template = nnx.eval_shape(lambda: build(nnx.Rngs(0)))
+    template = nnx.eval_shape(lambda: RL2Network(shape, rngs=nnx.Rngs(0)))
     graphdef, _ = nnx.split(template)
+    initial_carry = template.core.initial_carry
 
     def apply(params, carry, x):
         return nnx.merge(graphdef, params)(carry, x)
 
-    def init_params(key):
-        return nnx.split(build(nnx.Rngs(params=key)))[1]
+    def scan_unroll(params, x_t, valid_t):
+        def step(carry, inputs):
+            x, ok = inputs
+            next_carry, dist, value = apply(params, carry, x)
+            carry = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), next_carry, carry)
+            return carry, (dist, value)
 
-    return graphdef, apply, init_params, template.core.initial_carry
+        _, (dist, value) = jax.lax.scan(step, initial_carry(), (x_t, valid_t))
+        return dist, value
+
+    def parallel_unroll(params, x_t, valid_t):
+        return nnx.merge(graphdef, params).sequence(x_t, valid_t)
+
+    def init_params(key):
+        return nnx.split(RL2Network(shape, rngs=nnx.Rngs(params=key)))[1]
+
+    unroll = parallel_unroll if hasattr(template.core, "sequence") else scan_unroll
+    return Network(graphdef, apply, unroll, init_params, initial_carry)

@@ -27,7 +27,7 @@ import optax
 from metarlkit.algos.rl2.agent import make_agent, record
 from metarlkit.algos.rl2.config import RL2Config
 from metarlkit.algos.rl2.losses import Batch, loss_fn
-from metarlkit.algos.rl2.networks import input_size, network_def
+from metarlkit.algos.rl2.networks import NetworkShape, input_size, network_def
 from metarlkit.rl.returns import gae
 from metarlkit.tasks.base import TaskFamily
 from metarlkit.trial import run_trial
@@ -52,6 +52,7 @@ class Train(NamedTuple):
     steps_per_update: int  # environment steps per update
     agent: Any  # the AdaptiveAgent the params drive
     agent_args: dict  # make_agent's arguments (saved in the run dir to rebuild the agent)
+    network: Any  # the network's pure functions (`networks.Network`): the learner unrolls with it
 
 
 def chunking(total_steps: int, checkpoint_steps: int, steps_per_update: int) -> tuple[int, int]:
@@ -67,11 +68,12 @@ def chunking(total_steps: int, checkpoint_steps: int, steps_per_update: int) -> 
     return per_chunk, chunks * per_chunk
 
 
-def agent_args(config: RL2Config, family: TaskFamily) -> dict:
+def agent_args(config: RL2Config, family: TaskFamily, num_episodes: int) -> dict:
     """make_agent's arguments for `family`: a categorical head, or a Gaussian over the action box."""
     bounds = None
     if family.continuous:
         bounds = tuple(_hashable(b) for b in family.action_bounds)
+    transformer = config.core == "transformer"
     return {
         "obs_size": math.prod(family.obs_shape),
         "num_actions": family.action_size if family.continuous else family.num_actions,
@@ -83,6 +85,10 @@ def agent_args(config: RL2Config, family: TaskFamily) -> dict:
         "embed_size": config.embed_size,
         "action_bounds": bounds,
         "head_size": config.head_size,
+        # Only the transformer has these; recurrent agents keep the defaults (one cached agent).
+        "layers": config.layers if transformer else 2,
+        "heads": config.heads if transformer else 4,
+        "context": (config.context or num_episodes * family.horizon) if transformer else 0,
     }
 
 
@@ -101,14 +107,15 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
       num_episodes: episodes per trial.
 
     Returns:
-      Train(init, run_chunk, num_updates, steps_per_update, agent, agent_args).
+      Train(init, run_chunk, num_updates, updates_per_chunk, steps_per_update, agent, agent_args, network).
     """
     family.check_episodes(num_episodes)
-    args = agent_args(config, family)
+    args = agent_args(config, family, num_episodes)
     agent = make_agent(**args)
     d = input_size(args["obs_size"], args["num_actions"], config.time_input, config.prev_obs_input)
-    _, apply, init_params, initial_carry = network_def(d, args["num_actions"], config.core, config.hidden_size,
-                                                       config.embed_size, family.continuous, config.head_size)
+    shape = NetworkShape(d, args["num_actions"], config.core, config.hidden_size, config.embed_size,
+                         config.head_size, family.continuous, args["layers"], args["heads"], args["context"])
+    net = network_def(shape)
     B, T = config.tasks_per_update, num_episodes * family.horizon
     steps_per_update = B * T
     per_chunk, num_updates = chunking(config.total_steps, config.checkpoint_steps, steps_per_update)
@@ -127,7 +134,7 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
 
     def init(key) -> TrainState:
         key_params, key = jax.random.split(key)
-        params = init_params(key_params)
+        params = net.init_params(key_params)
         return TrainState(params, optimizer.init(params), key, jnp.int32(0))
 
     def rollout(params, key):
@@ -151,7 +158,7 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
         batch = Batch(rec.extras.x, rec.action, rec.extras.logp, rec.extras.value, adv, target, rec.valid)
         coef = entropy_coef(state.update)
         grad_fn = jax.grad(
-            lambda p, mb: loss_fn(p, mb, coef, apply=apply, carry0=initial_carry(), algorithm=config.algorithm,
+            lambda p, mb: loss_fn(p, mb, coef, unroll=net.unroll, algorithm=config.algorithm,
                                   clip_eps=config.clip_eps, value_coef=config.value_coef,
                                   normalize=config.normalize_advantages),
             has_aux=True,
@@ -183,7 +190,7 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
     def run_chunk(state: TrainState, num: int):
         return jax.lax.scan(update, state, None, length=num)
 
-    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, agent, args)
+    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, agent, args, net)
 
 
 def seeded(train: Train):
