@@ -86,3 +86,16 @@ def test_policy_head_gives_categorical_or_state_independent_gaussian():
     graphdef, params = nnx.split(gaussian)
     grads = jax.grad(lambda p: nnx.merge(graphdef, p)(h).log_prob(jnp.array([0.3, -0.1])))(params)
     assert float(jnp.abs(grads["log_std"][...]).sum()) > 0
+
+
+def test_gaussian_head_works_in_units_of_the_action_box():
+    from flax import nnx
+
+    from metarlkit.nets import PolicyHead
+
+    head = PolicyHead(3, 2, continuous=True, action_bounds=((0.0, -0.1), (2.0, 0.1)), rngs=nnx.Rngs(0))
+    g = head(jnp.zeros(3))  # zero features: the bias (0) alone, so the mean is the box's centre
+    np.testing.assert_allclose(g.mean, [1.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(np.exp(g.log_std), [1.0, 0.1], rtol=1e-6)  # the half-widths
+    graphdef, params = nnx.split(head)
+    assert set(params.keys()) == {"linear", "log_std"}  # the box is not a parameter

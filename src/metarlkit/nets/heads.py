@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -75,22 +76,37 @@ class PolicyHead(nnx.Module):
       in_features: feature size H.
       num_actions: discrete actions, or the action dimension D when `continuous`.
       continuous: Gaussian instead of categorical.
+      action_bounds: (low, high) of the action box (floats or [D] sequences), continuous only: the
+        Gaussian is then expressed in units of the box, mean = centre + half-width x (linear
+        output) and standard deviation = half-width x exp(log-std parameter), so an initial policy
+        explores the box at its own scale rather than at unit scale (a point robot whose actions
+        are clipped to [-0.1, 0.1] would otherwise start with a standard deviation 10x its
+        range). None: unit scale.
       init_scale: scale of the orthogonal initial weights; a small scale starts near-uniform
-        (categorical) or near-zero mean (Gaussian).
-      init_log_std: initial log standard deviation (continuous only).
+        (categorical) or near the centre (Gaussian).
+      init_log_std: initial value of the log-std parameter (continuous only).
     """
 
-    def __init__(self, in_features: int, num_actions: int, *, continuous: bool = False, init_scale: float = 0.01,
-                 init_log_std: float = 0.0, rngs: nnx.Rngs):
+    def __init__(self, in_features: int, num_actions: int, *, continuous: bool = False,
+                 action_bounds: tuple | None = None, init_scale: float = 0.01, init_log_std: float = 0.0,
+                 rngs: nnx.Rngs):
         self.continuous = continuous
         self.linear = nnx.Linear(in_features, num_actions, kernel_init=nnx.initializers.orthogonal(init_scale),
                                  rngs=rngs)
         self.log_std = nnx.Param(jnp.full((num_actions,), init_log_std, jnp.float32)) if continuous else None
+        low, high = action_bounds if action_bounds is not None else (-1.0, 1.0)
+        low, high = (np.broadcast_to(np.asarray(b, np.float64), (num_actions,)) for b in (low, high))
+        # Python floats (static, not parameters): fixed by the action space.
+        self.centre = tuple(float(c) for c in (high + low) / 2)
+        self.half_width = tuple(float(w) for w in (high - low) / 2)
 
     def __call__(self, h: jax.Array):
         """Features [H] (or [..., H]) -> Categorical or DiagGaussian (leaves [..., A])."""
         out = self.linear(h)
         if self.continuous:
+            half_width = jnp.asarray(self.half_width, jnp.float32)
+            mean = jnp.asarray(self.centre, jnp.float32) + half_width * out
+            log_std = jnp.log(half_width) + self.log_std[...]
             # broadcast, so a batch of features [..., H] gives leaves of one batch shape (vmap-able)
-            return DiagGaussian(out, jnp.broadcast_to(self.log_std[...], out.shape))
+            return DiagGaussian(mean, jnp.broadcast_to(log_std, mean.shape))
         return Categorical(out)

@@ -63,7 +63,7 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, core: str, hidden_
     """
     continuous = action_bounds is not None
     d = input_size(obs_size, num_actions, time_input, prev_obs_input)
-    shape = NetworkShape(d, num_actions, core, hidden_size, embed_size, head_size, continuous, layers, heads, context)
+    shape = NetworkShape(d, num_actions, core, hidden_size, embed_size, head_size, action_bounds, layers, heads, context)
     net = network_def(shape)
     apply, initial_carry = net.apply, net.initial_carry
     if continuous:

@@ -57,12 +57,12 @@ class NetworkShape(NamedTuple):
     """Everything that fixes the network's parameters and programs (hashable: networks are cached)."""
 
     in_features: int  # input size D (see `input_size`)
-    num_actions: int  # discrete actions, or the action dimension when `continuous`
+    num_actions: int  # discrete actions, or the action dimension when `action_bounds` is given
     core: str  # 'gru', 'lstm' or 'transformer'
     hidden_size: int  # the core's output size
     embed_size: int = 0  # ReLU layer before the core (0: none)
     head_size: int = 0  # ReLU layer on [core output, input] under both heads (0: none)
-    continuous: bool = False  # Gaussian policy head instead of categorical
+    action_bounds: tuple | None = None  # continuous actions: (low, high) of the box, for a Gaussian head
     layers: int = 2  # transformer only
     heads: int = 4  # transformer only
     context: int = 0  # transformer only: steps attended to
@@ -84,9 +84,10 @@ class RL2Network(nnx.Module):
         # the two), which heads linear in the core's output cannot.
         self.head = nnx.Linear(shape.hidden_size + d, shape.head_size, rngs=rngs) if shape.head_size else None
         features = shape.head_size or shape.hidden_size
-        # Small initial policy weights: a near-uniform policy (or a zero-mean Gaussian with unit
-        # standard deviation) at the start explores every action.
-        self.policy = PolicyHead(features, shape.num_actions, continuous=shape.continuous, rngs=rngs)
+        # Small initial policy weights: a near-uniform policy (or a Gaussian centred in the action
+        # box with the box's half-width as standard deviation) at the start explores every action.
+        self.policy = PolicyHead(features, shape.num_actions, continuous=shape.action_bounds is not None,
+                                 action_bounds=shape.action_bounds, rngs=rngs)
         self.value = nnx.Linear(features, 1, kernel_init=nnx.initializers.orthogonal(1.0), rngs=rngs)
 
     def __call__(self, carry, x):

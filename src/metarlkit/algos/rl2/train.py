@@ -114,7 +114,7 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
     agent = make_agent(**args)
     d = input_size(args["obs_size"], args["num_actions"], config.time_input, config.prev_obs_input)
     shape = NetworkShape(d, args["num_actions"], config.core, config.hidden_size, config.embed_size,
-                         config.head_size, family.continuous, args["layers"], args["heads"], args["context"])
+                         config.head_size, args["action_bounds"], args["layers"], args["heads"], args["context"])
     net = network_def(shape)
     B, T = config.tasks_per_update, num_episodes * family.horizon
     steps_per_update = B * T
