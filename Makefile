@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluation_throughput.py
 	$(BIN)/python benchmarks/sampling_throughput.py
 	$(BIN)/python benchmarks/mdp_greedy_prior.py
+	$(BIN)/python benchmarks/mdp_structure.py
 	$(BIN)/python benchmarks/rl2_throughput.py
 
 clean:

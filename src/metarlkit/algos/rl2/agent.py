@@ -1,6 +1,7 @@
-"""The trained RL2 policy as an AdaptiveAgent: its adaptation state is the recurrent hidden state.
+"""The trained RL2 policy as an AdaptiveAgent: its adaptation state is the core's state (a recurrent
+hidden state, or a transformer's context of the trial's steps).
 
-ATTENTION: the hidden state is reset only in `init`, i.e. at a trial boundary. Episode ends inside
+ATTENTION: the core's state is reset only in `init`, i.e. at a trial boundary. Episode ends inside
 a trial reach the network as the done flag of the next input; `end_episode` changes nothing.
 """
 
@@ -19,7 +20,7 @@ from metarlkit.algos.rl2.networks import NetworkShape, encode, input_size, netwo
 class RL2State(NamedTuple):
     """Adaptation state of one trial (no batch axis)."""
 
-    carry: Any  # recurrent state: [H] (GRU) or ([H], [H]) (LSTM)
+    carry: Any  # the core's state: [H] (GRU), ([H], [H]) (LSTM) or the context (transformer)
     prev_obs: jax.Array  # [obs_size] the observation the previous action was taken in (zeros at first)
     prev_action: jax.Array  # int32, -1 before the first step; or [D] float32, zeros (continuous)
     prev_reward: jax.Array  # float32
