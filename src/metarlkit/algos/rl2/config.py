@@ -146,8 +146,9 @@ PRESETS: dict[str, dict] = {
     # Tabular MDPs (`--task tabular-mdp --episodes 10|25`): the agent has to remember the rewards
     # of up to 50 state-action pairs and look them up by the current state. A GRU learnt that
     # slowly (124 at n=10 after 30M steps, the paper's RL2 156.2); a 2-layer transformer over the
-    # trial's steps reached 145 on the test tasks after 5M steps. The whole last transition as
-    # input and returns on expected rewards (unit reward noise) helped the GRU; kept here.
+    # trial's steps reached 145 on the test tasks after 5M steps, and this preset 158.7-160.7
+    # (3 seeds, 1000 test tasks) after 20M. The whole last transition as input and returns on
+    # expected rewards (unit reward noise) helped the GRU; kept here.
     "mdp": {"core": "transformer", "hidden_size": 64, "layers": 2, "heads": 4, "prev_obs_input": True,
             "expected_reward_returns": True, "tasks_per_update": 128, "reward_scale": 0.05,
             "entropy_coef": 0.01, "total_steps": 20_000_000},
