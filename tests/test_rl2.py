@@ -254,7 +254,7 @@ def test_defaults_resolve_per_algorithm():
 
 
 def test_budget_is_whole_chunks():
-    from metarlkit.algos.rl2.train import chunking
+    from metarlkit.algos.common import chunking
 
     per_chunk, total = chunking(total_steps=157 * 1280, checkpoint_steps=39 * 1280, steps_per_update=1280)
     assert total % per_chunk == 0 and 157 <= total < 157 + per_chunk

@@ -247,3 +247,54 @@ def test_scan_equals_python_loop_egreedy_bandit():
         resolved.params, task, keys[0], keys[1])
     assert_records_equal(got, want)
     assert len(np.unique(want.action)) > 1 and 0 < want.reward.sum() < want.reward.size
+
+
+# --- agents that play rounds of parallel episodes ---------------------------------------------------
+
+
+def parallel_probe_agent(parallel: int) -> AdaptiveAgent:
+    """The probe agent playing rounds of `parallel` episodes; `end_episode` merges the round's
+    stacked states by adding their observe counts."""
+    probe = probe_agent()
+
+    def end_episode(params, states, round_index, key):
+        del params, key
+        assert states.count.shape == (parallel,)  # stacked, one state per episode of the round
+        return ProbeState(jnp.sum(states.count), states.ends[0] + 1, round_index, states.num_episodes[0])
+
+    return probe._replace(end_episode=end_episode, parallel_episodes=parallel)
+
+
+def test_parallel_rounds_start_from_one_state_and_merge():
+    family, agent = EarlyEnd(), parallel_probe_agent(2)
+    task = {"length": jnp.int32(3)}
+    keys = jax.random.split(jax.random.PRNGKey(5))
+    rec = jax.jit(lambda task, k0, k1: run_trial(family, agent, None, task, k0, k1, EPISODES))(task, keys[0], keys[1])
+    decoded = decode(rec.action)
+    assert rec.valid.shape == (EPISODES, HORIZON)
+    # round 0 (episodes 0, 1) both start from init; round 1 (episodes 2, 3) from the merged state
+    np.testing.assert_array_equal(decoded["count"][:, 0], [0, 0, 6, 6])
+    np.testing.assert_array_equal(decoded["ends"][:, 0], [0, 0, 1, 1])
+    np.testing.assert_array_equal(decoded["last"][:, 0], [-1, -1, 0, 0])
+    np.testing.assert_array_equal(decoded["count"][0], [0, 1, 2, 3, 3, 3])
+
+
+def test_parallel_episodes_see_the_same_draws_as_sequential_ones():
+    """A frozen stochastic policy gives the same actions and rewards whether its episodes are
+    played one after another or in rounds (common random numbers across agents)."""
+    family = tasks.from_spec("bernoulli-bandit:arms=3,pulls=4")
+    resolved = baselines.resolve("random", family, 6)
+    first = lambda p, s, i, k: jax.tree_util.tree_map(lambda x: x[0], s)  # noqa: E731
+    parallel = resolved.agent._replace(end_episode=first, parallel_episodes=3)
+    task = family.sample_task(jax.random.PRNGKey(1))
+    keys = jax.random.split(jax.random.PRNGKey(2))
+    runs = [jax.jit(lambda p, task, k0, k1, a=a: run_trial(family, a, p, task, k0, k1, 6))(
+        resolved.params, task, keys[0], keys[1]) for a in (resolved.agent, parallel)]
+    assert_records_equal(runs[1], jax.tree_util.tree_map(np.asarray, runs[0]))
+    assert len(np.unique(np.asarray(runs[0].action))) > 1
+
+
+def test_parallel_agent_needs_whole_rounds():
+    agent = parallel_probe_agent(3)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        run_trial(EarlyEnd(), agent, None, {"length": jnp.int32(2)}, jax.random.PRNGKey(0), jax.random.PRNGKey(1), 4)

@@ -13,6 +13,12 @@ hyperparameter is a `vmap` over params rather than a recompile per value. `episo
 from the trial's outer scan: it is the same for every task in a batch, so schedules on it stay
 cheap under `vmap`. A `task_aware` agent (the oracle) is given the task as a fourth argument of
 `init`; no other agent sees it.
+
+An agent with `parallel_episodes = P > 1` (MAML's batch of trajectories per inner step) plays the
+trial's episodes in rounds of P at once under a frozen policy: every episode of a round starts
+from the same agent state, and `end_episode` then receives the round's P final agent states
+stacked on a leading axis (with the round's index as `episode_index`) and returns one state. A
+trial's episode count must be a multiple of P; results stay per episode, in round order.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class AdaptiveAgent(NamedTuple):
     observe: Callable[..., Any]
     end_episode: Callable[..., Any]
     task_aware: bool = False
+    parallel_episodes: int = 1
 
 
 def no_end_episode(params, agent_state, episode_index, key):

@@ -202,6 +202,10 @@ class _Trained:
             )
         self.trained, self.agent, self.template_params = trained, trained.agent, trained.params
         self.spec = trained.name
+        parallel = trained.agent.parallel_episodes
+        if episodes % parallel:
+            raise UsageError(f"{trained.name} plays rounds of {parallel} parallel episodes (one adaptation step "
+                             f"after each); give --episodes a multiple of {parallel}, e.g. {trained.num_episodes}")
         if family.horizon != trained.family.horizon or episodes != trained.num_episodes:
             print(f"  note: {trained.name} was trained on trials of {trained.num_episodes} episodes x "
                   f"{trained.family.horizon} steps; evaluating on {episodes} x {family.horizon}", file=sys.stderr)
@@ -301,6 +305,10 @@ def cmd_evaluate(args) -> int:
     print(f"total reward   {_fmt(summary['total_reward'])}   (optimal {summary['optimal_total_reward']['mean']:.2f})")
     print(f"regret         {_fmt(summary['regret'])}")
     print(f"pseudo-regret  {_fmt(summary['pseudo_regret'])}")
+    if summary.get("return_after_steps"):
+        print(f"per episode after k adaptation steps ({summary['parallel_episodes']} episodes per step):")
+        for k, stat in enumerate(summary["return_after_steps"]):
+            print(f"  k={k:<11d}{_fmt(stat)}")
     print(f"wall time      {result.wall_time_s:.1f}s")
     if args.actions:
         freq = result.action_frequencies()
@@ -439,7 +447,10 @@ def cmd_train(args) -> int:
             raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise UsageError(f"--out {args.out!r} is a file; give a directory")
-        family, episodes = _family_and_episodes(args.task, args.episodes)
+        episodes = args.episodes
+        if episodes is None and hasattr(algo, "default_episodes"):  # the algorithm's evaluation trial
+            episodes = algo.default_episodes()
+        family, episodes = _family_and_episodes(args.task, episodes)
         preset = args.preset or "default"
         if preset not in algo.PRESETS:
             raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(algo.PRESETS)}")

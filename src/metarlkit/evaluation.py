@@ -12,7 +12,9 @@ t_{0.975, M-1} * s / sqrt(M)):
   expected_total_reward  sum over steps of the expected reward of the action taken (bandits, MDPs);
   regret                 sum over episodes of (optimal expected return - realised return);
   pseudo_regret          sum over steps of (optimal expected reward - expected reward of the
-                         chosen action), where the family defines per-step optima (bandits).
+                         chosen action), where the family defines per-step optima (bandits);
+  return_after_steps[k]  for agents that play rounds of parallel episodes with an adaptation step
+                         after each (MAML): the mean episode return of round k.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from metarlkit.tasks.tasksets import (
     task_keys,
     task_set_hash,
 )
-from metarlkit.trial import run_trial
+from metarlkit.trial import check_parallel_episodes, run_trial
 
 MAX_STEPS_PER_CHUNK = 2**22  # tasks x episodes x steps x sweep points held in memory at once
 DEFAULT_CHUNK = 50  # tasks per compiled call; the usual set sizes are whole numbers of chunks
@@ -246,6 +248,9 @@ def evaluate(
         agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task
     )
     wall = time.perf_counter() - start
+    extra = {}
+    if agent.parallel_episodes > 1:
+        extra = round_summary(out["returns"], agent.parallel_episodes)
     return EvalResult(
         family=family,
         agent_name=name,
@@ -259,8 +264,20 @@ def evaluate(
         optimal_return=out["optimal_return"],
         action_counts=counts,
         wall_time_s=wall,
+        extra=extra,
         first_task=first_task,
     )
+
+
+def round_summary(returns: np.ndarray, parallel: int) -> dict[str, Any]:
+    """For an agent playing rounds of `parallel` episodes (an adaptation step after each, as MAML):
+    the mean return of an episode in round k, i.e. after k adaptation steps (mean and 95%
+    half-width over tasks of the per-task mean over the round's episodes)."""
+    per_round = returns.reshape(returns.shape[0], -1, parallel).mean(-1)
+    return {
+        "parallel_episodes": parallel,
+        "return_after_steps": [{"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(per_round))],
+    }
 
 
 def evaluate_sweep(
@@ -370,6 +387,7 @@ def compile_in_background(
 def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size,
                    start: int = 0):
     family.check_episodes(num_episodes)
+    check_parallel_episodes(agent, num_episodes)
     check_split(split, start + num_tasks)
     chunk = _chunk_for(family, num_episodes, chunk_size, sweep_size)
     run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk)

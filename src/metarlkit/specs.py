@@ -63,6 +63,9 @@ def _convert(raw: Any, kind: Any, what: str) -> Any:
                 return int(value)
         if kind is float:
             return float(raw)
+        if typing.get_origin(kind) is tuple:  # tuple[int, ...] written as 64,64
+            item = typing.get_args(kind)[0]
+            return tuple(_convert(x.strip(), item, what) for x in raw.split(",") if x.strip())
     except ValueError:
         raise SpecError(f"{what} must be {kind.__name__}, got {raw!r}") from None
     return raw

@@ -30,7 +30,10 @@ class StepRecord(NamedTuple):
 
 
 def _select(pred, on_true, on_false):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+    # A leaf the step left untouched is the same traced value on both sides: keep it as it is, so
+    # it stays unbatched when episodes are vmapped (MAML's policy parameters, shared by a round's
+    # episodes, would otherwise be copied per episode and every matmul become a batched matvec).
+    return jax.tree_util.tree_map(lambda a, b: a if a is b else jnp.where(pred, a, b), on_true, on_false)
 
 
 def episode_keys(env_key: jax.Array, episode: jax.Array):
@@ -67,9 +70,10 @@ def run_trial(
     else:
         agent_state = agent.init(params, key_init, num_episodes)
 
-    def run_episode(agent_state, episode):
+    def play_episode(agent_state, episode):
+        """One episode from `agent_state`: (the agent state at its end, records [horizon])."""
         reset_key, step_base = episode_keys(env_key, episode)
-        agent_steps, key_end = jax.random.split(jax.random.fold_in(agent_key, episode))
+        agent_steps = jax.random.split(jax.random.fold_in(agent_key, episode))[0]
         obs, env_state = family.reset(reset_key, task)
 
         def run_step(carry, t):
@@ -106,8 +110,36 @@ def run_trial(
         (agent_state, _, _, _), records = jax.lax.scan(
             run_step, (agent_state, env_state, obs, jnp.bool_(True)), jnp.arange(family.horizon)
         )
-        agent_state = agent.end_episode(params, agent_state, episode, key_end)
         return agent_state, records
 
-    _, records = jax.lax.scan(run_episode, agent_state, jnp.arange(num_episodes))
-    return records
+    parallel = agent.parallel_episodes
+    if parallel == 1:
+        def run_episode(agent_state, episode):
+            agent_state, records = play_episode(agent_state, episode)
+            key_end = jax.random.split(jax.random.fold_in(agent_key, episode))[1]
+            return agent.end_episode(params, agent_state, episode, key_end), records
+
+        _, records = jax.lax.scan(run_episode, agent_state, jnp.arange(num_episodes))
+        return records
+
+    check_parallel_episodes(agent, num_episodes)
+
+    def run_round(agent_state, round_index):
+        # Every episode of the round starts from the same state (a frozen policy); episode keys are
+        # those of the same episodes played one after another.
+        episodes = round_index * parallel + jnp.arange(parallel)
+        states, records = jax.vmap(play_episode, in_axes=(None, 0))(agent_state, episodes)
+        key_end = jax.random.fold_in(jax.random.fold_in(agent_key, num_episodes), round_index)
+        return agent.end_episode(params, states, round_index, key_end), records
+
+    _, records = jax.lax.scan(run_round, agent_state, jnp.arange(num_episodes // parallel))
+    return jax.tree_util.tree_map(lambda a: a.reshape((num_episodes,) + a.shape[2:]), records)
+
+
+def check_parallel_episodes(agent: AdaptiveAgent, num_episodes: int) -> None:
+    """Raises a one-line ValueError unless a parallel agent's rounds fill the trial exactly."""
+    if num_episodes % agent.parallel_episodes:
+        raise ValueError(
+            f"this agent plays its episodes in rounds of {agent.parallel_episodes}; give a number of "
+            f"episodes that is a multiple of {agent.parallel_episodes} (got {num_episodes})"
+        )

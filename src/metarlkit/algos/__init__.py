@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-ALGORITHMS = ("rl2",)
+ALGORITHMS = ("rl2", "maml")
 
 
 def get(name: str):

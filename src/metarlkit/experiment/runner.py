@@ -200,7 +200,7 @@ def train(
             status = _write_status(run_dir, "running", done_updates, trainer, train_wall, compile_s)
             chunks_run += 1
             if bar is not None:
-                ret = float(np.mean(metrics["trial_return"][-1]))
+                ret = float(np.mean(metrics[getattr(trainer, "progress_metric", "trial_return")][-1]))
                 bar.set_postfix_str(f"{n * trainer.steps_per_update / elapsed:,.0f} steps/s, mean return {ret:.2f}")
                 bar.update(n)
     finally:

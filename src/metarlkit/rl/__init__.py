@@ -1,4 +1,5 @@
-"""Reinforcement-learning pieces shared by every algorithm: advantages and policy losses."""
+"""Reinforcement-learning pieces shared by every algorithm: advantages, policy losses, and the
+optimisation pieces of TRPO-style algorithms."""
 
 from metarlkit.rl.losses import (
     masked_mean,
@@ -7,14 +8,26 @@ from metarlkit.rl.losses import (
     ppo_clip_loss,
     value_loss,
 )
+from metarlkit.rl.optim import (
+    conjugate_gradient,
+    fit_linear_baseline,
+    linear_baseline_features,
+    linear_baseline_values,
+    trpo_step,
+)
 from metarlkit.rl.returns import discounted_returns, gae
 
 __all__ = [
+    "conjugate_gradient",
     "discounted_returns",
+    "fit_linear_baseline",
     "gae",
+    "linear_baseline_features",
+    "linear_baseline_values",
     "masked_mean",
     "normalize_advantages",
     "policy_gradient_loss",
     "ppo_clip_loss",
+    "trpo_step",
     "value_loss",
 ]

@@ -3,7 +3,8 @@ the episodes of a trial, becomes the learning algorithm (Duan et al. 2016; Wang 
 
 from metarlkit.algos.rl2.agent import make_agent
 from metarlkit.algos.rl2.config import PRESETS, RL2Config
-from metarlkit.algos.rl2.train import Train, TrainState, make_train, seeded
+from metarlkit.algos.common import seeded
+from metarlkit.algos.rl2.train import Train, TrainState, make_train
 
 Config = RL2Config
 NAME = "rl2"

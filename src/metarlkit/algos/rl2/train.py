@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metarlkit.algos.common import chunking
 from metarlkit.algos.rl2.agent import make_agent, record
 from metarlkit.algos.rl2.config import RL2Config
 from metarlkit.algos.rl2.losses import Batch, loss_fn
@@ -53,19 +54,6 @@ class Train(NamedTuple):
     agent: Any  # the AdaptiveAgent the params drive
     agent_args: dict  # make_agent's arguments (saved in the run dir to rebuild the agent)
     network: Any  # the network's pure functions (`networks.Network`): the learner unrolls with it
-
-
-def chunking(total_steps: int, checkpoint_steps: int, steps_per_update: int) -> tuple[int, int]:
-    """(updates per chunk, total updates): chunks of about `checkpoint_steps`, all the same length.
-
-    The budget is rounded up to whole chunks (by less than one chunk) so a run compiles one chunk
-    program, not a second one for a shorter last chunk.
-    """
-    wanted = max(1, math.ceil(total_steps / steps_per_update))
-    target = max(1, round(checkpoint_steps / steps_per_update))
-    chunks = math.ceil(wanted / target)
-    per_chunk = math.ceil(wanted / chunks)
-    return per_chunk, chunks * per_chunk
 
 
 def agent_args(config: RL2Config, family: TaskFamily, num_episodes: int) -> dict:
@@ -191,18 +179,3 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
         return jax.lax.scan(update, state, None, length=num)
 
     return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, agent, args, net)
-
-
-def seeded(train: Train):
-    """(init, run_chunk) over a leading seed axis: init(keys [S, 2]) and run_chunk(states, n), jitted.
-
-    `run_chunk` returns metrics [n, S], donates its input state, and `n` is static (one compile
-    per chunk length).
-    """
-    init = jax.jit(jax.vmap(train.init))
-
-    def chunk(state, num):
-        state, metrics = jax.vmap(lambda s: train.run_chunk(s, num))(state)
-        return state, jax.tree_util.tree_map(lambda m: jnp.swapaxes(m, 0, 1), metrics)
-
-    return init, jax.jit(chunk, static_argnums=1, donate_argnums=0)

@@ -1,0 +1,103 @@
+"""The MAML-adapted policy as an AdaptiveAgent: its adaptation state is the policy's parameters.
+
+The agent plays a trial in rounds of `trajectories` parallel episodes under a frozen policy
+(`parallel_episodes`); at the end of each round it takes one inner policy-gradient step on that
+round's episodes: round 0 is the meta-learnt theta, round k the policy after k steps. Training
+rolls out with this same agent, so what is trained is what is evaluated.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from metarlkit.agents import AdaptiveAgent
+from metarlkit.algos.maml.losses import Episodes, inner_loss, process
+from metarlkit.nets.mlp import mlp_policy
+
+
+class MAMLState(NamedTuple):
+    """Adaptation state of one trial (no batch axis; `end_episode` gets it stacked per episode)."""
+
+    policy: Any  # the current policy parameters (theta, then phi_1, phi_2, ...)
+    steps_done: jax.Array  # int32, inner steps taken
+    obs: jax.Array  # [H, O] this episode's observations
+    action: jax.Array  # [H] or [H, D]
+    reward: jax.Array  # [H]
+    valid: jax.Array  # [H] bool
+    t: jax.Array  # int32, steps of this episode so far
+    last_obs: jax.Array  # [O] the observation of the last `act` (the learner records it)
+
+
+def record(state: MAMLState) -> jax.Array:
+    return state.last_obs
+
+
+@functools.lru_cache(maxsize=64)
+def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, activation: str,
+               trajectories: int, inner_lrs: tuple[float, ...], inner_estimator: str, gamma: float,
+               gae_lambda: float) -> AdaptiveAgent:
+    """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict).
+
+    Args:
+      num_actions: discrete actions, or the action dimension (continuous).
+      trajectories: episodes per round (per inner step).
+      inner_lrs: step size of inner step 1, 2, ...; steps after the last use the last.
+      inner_estimator, gamma, gae_lambda: the inner step (see `losses.inner_loss`, `losses.process`).
+
+    Cached, so every agent of one configuration shares compiled evaluation programs.
+    """
+    action_shape = (num_actions,) if continuous else ()
+    action_dtype = jnp.float32 if continuous else jnp.int32
+    lrs = jnp.asarray(inner_lrs, jnp.float32)
+    grad_fn = jax.grad(lambda p, d: inner_loss(p, d, estimator=inner_estimator, activation=activation, gamma=gamma))
+
+    def empty_buffer(policy, steps_done):
+        return MAMLState(
+            policy=policy,
+            steps_done=steps_done,
+            obs=jnp.zeros((horizon, obs_size), jnp.float32),
+            action=jnp.zeros((horizon,) + action_shape, action_dtype),
+            reward=jnp.zeros((horizon,), jnp.float32),
+            valid=jnp.zeros((horizon,), bool),
+            t=jnp.int32(0),
+            last_obs=jnp.zeros((obs_size,), jnp.float32),
+        )
+
+    def init(params, key, num_episodes):
+        del key, num_episodes
+        return empty_buffer(params, jnp.int32(0))
+
+    def act(params, state, obs, key):
+        del params
+        obs = jnp.ravel(obs).astype(jnp.float32)
+        action = mlp_policy(state.policy, obs, activation).sample(key)
+        return action, state._replace(last_obs=obs)
+
+    def observe(params, state, transition):
+        del params
+        t = jnp.minimum(state.t, horizon - 1)
+        return state._replace(
+            obs=state.obs.at[t].set(jnp.ravel(transition.obs).astype(jnp.float32)),
+            action=state.action.at[t].set(transition.action.astype(action_dtype)),
+            reward=state.reward.at[t].set(transition.reward.astype(jnp.float32)),
+            valid=state.valid.at[t].set(True),
+            t=state.t + 1,
+        )
+
+    def end_episode(params, states, round_index, key):
+        """One inner step on the round's episodes (`states` stacked [P, ...])."""
+        del params, round_index, key
+        episodes = Episodes(states.obs, states.action, states.reward, states.valid)
+        policy = jax.tree_util.tree_map(lambda x: x[0], states.policy)  # the same in every episode
+        steps_done = states.steps_done[0]
+        grads = grad_fn(policy, process(episodes, gamma, gae_lambda))
+        lr = lrs[jnp.minimum(steps_done, lrs.shape[0] - 1)]
+        policy = jax.tree_util.tree_map(lambda p, g: p - lr * g, policy, grads)
+        return empty_buffer(policy, steps_done + 1)
+
+    return AdaptiveAgent(init=init, act=act, observe=observe, end_episode=end_episode,
+                         parallel_episodes=trajectories)

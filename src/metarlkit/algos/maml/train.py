@@ -1,0 +1,191 @@
+"""MAML-RL meta-training (Finn et al. 2017): one meta-iteration is one compiled call.
+
+`make_train(config, family)` returns pure `init(key)` and `run_chunk(state, n)`; `run_chunk` is a
+`lax.scan` over n meta-iterations, each of which
+
+  1. samples `meta_batch` tasks and plays one trial of each with the MAML agent (`agent.py`, the
+     same agent evaluation scores): `inner_steps + 1` rounds of `trajectories` parallel episodes,
+     an inner policy-gradient step after each round but the last;
+  2. rebuilds the adapted parameters phi(theta) from the recorded rounds, differentiably
+     (`losses.adapt`), and forms the outer surrogate on the last round's episodes;
+  3. takes a TRPO step (natural gradient through the inner step: conjugate gradient on
+     Hessian-vector products of the mean KL, a KL trust region and a backtracking line search)
+     or `ppo_epochs` Adam steps on PPO's clipped surrogate.
+
+The KL's Hessian-vector products are the costly part: the KL depends on theta through the inner
+gradient. `losses.outer_gradient_and_fvp` linearises the inner step and the policy once per
+meta-iteration and applies the exact Gauss-Newton form J^T F J of the KL's Hessian at the old
+theta in each conjugate-gradient iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metarlkit.algos.common import chunking
+from metarlkit.algos.maml import losses
+from metarlkit.algos.maml.agent import make_agent, record
+from metarlkit.algos.maml.config import MAMLConfig
+from metarlkit.nets.mlp import init_mlp_policy
+from metarlkit.rl.optim import trpo_step
+from metarlkit.tasks.base import TaskFamily
+from metarlkit.trial import run_trial
+
+EVAL_STEPS = 3  # inner steps the evaluation agent takes (returns after 0..3 steps, as the MAML paper)
+EVAL_TRAJECTORIES = 40  # episodes per inner step at evaluation (the MAML paper's evaluation)
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to continue exactly (one seed; `seeded` adds a leading axis)."""
+
+    params: Any  # theta (a `nets.mlp` params dict)
+    opt_state: Any  # optax state (PPO), () for TRPO
+    key: jax.Array  # raw uint32 key [2]
+    update: jax.Array  # int32, meta-iterations done
+
+
+class Train(NamedTuple):
+    """What `make_train` returns: the pure functions and the run's derived sizes."""
+
+    init: Callable[[jax.Array], TrainState]
+    run_chunk: Callable[[TrainState, int], tuple[TrainState, dict]]
+    num_updates: int  # meta-iterations in the whole run (a whole number of chunks)
+    updates_per_chunk: int  # meta-iterations per compiled chunk (a checkpoint follows each)
+    steps_per_update: int  # environment step slots per meta-iteration (tasks x episodes x horizon)
+    agent: Any  # the evaluation AdaptiveAgent theta drives
+    agent_args: dict  # make_agent's arguments for evaluation (saved in the run dir)
+    train_agent: Any  # the agent training rolls out with (its `trajectories` per round)
+    progress_metric: str = "return_after"  # the metric the progress bar shows
+
+
+def _sizes(family: TaskFamily) -> tuple[int, int]:
+    obs_size = math.prod(family.obs_shape)
+    return obs_size, (family.action_size if family.continuous else family.num_actions)
+
+
+def agent_args(config: MAMLConfig, family: TaskFamily, trajectories: int, steps: int) -> dict:
+    """make_agent's arguments: `steps` inner steps' step sizes, `trajectories` episodes per round."""
+    obs_size, num_actions = _sizes(family)
+    later = config.inner_lr_later or config.inner_lr
+    return {
+        "obs_size": obs_size,
+        "num_actions": num_actions,
+        "horizon": family.horizon,
+        "continuous": bool(family.continuous),
+        "activation": config.activation,
+        "trajectories": trajectories,
+        "inner_lrs": (config.inner_lr,) + (later,) * (steps - 1),
+        "inner_estimator": config.inner_estimator,
+        "gamma": config.gamma,
+        "gae_lambda": config.gae_lambda,
+    }
+
+
+def default_episodes() -> int:
+    """Episodes per evaluation trial: EVAL_STEPS + 1 rounds of EVAL_TRAJECTORIES."""
+    return (EVAL_STEPS + 1) * EVAL_TRAJECTORIES
+
+
+def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None = None) -> Train:
+    """Builds MAML-RL meta-training on `family`.
+
+    Args:
+      config: MAMLConfig.
+      family: the task family (tasks drawn from its distribution by the run's key).
+      num_episodes: unused by training (a training trial is `inner_steps + 1` rounds of
+        `trajectories` episodes); the evaluation trial is `default_episodes()`.
+
+    Returns:
+      Train(init, run_chunk, num_updates, updates_per_chunk, steps_per_update, agent, agent_args, train_agent).
+    """
+    del num_episodes
+    obs_size, num_actions = _sizes(family)
+    K, P, M, H = config.inner_steps, config.trajectories, config.meta_batch, family.horizon
+    rounds = K + 1
+    lrs = config.inner_lrs()
+    train_agent = make_agent(**agent_args(config, family, P, K))
+    eval_args = agent_args(config, family, EVAL_TRAJECTORIES, EVAL_STEPS)
+    eval_agent = make_agent(**eval_args)
+    per_chunk, num_updates = chunking(config.meta_iterations, config.checkpoint_iterations, 1)
+    steps_per_update = M * rounds * P * H
+    optimizer = optax.adam(config.outer_lr)
+    common = {"estimator": config.inner_estimator, "activation": config.activation, "gamma": config.gamma,
+              "first_order": config.first_order}
+
+    def init(key) -> TrainState:
+        key_params, key = jax.random.split(key)
+        params = init_mlp_policy(key_params, obs_size, config.hidden_sizes, num_actions,
+                                 continuous=family.continuous, init_log_std=config.init_log_std)
+        opt_state = optimizer.init(params) if config.outer == "ppo" else ()
+        return TrainState(params, opt_state, key, jnp.int32(0))
+
+    def collect(params, key):
+        """Plays a trial of each of M fresh tasks; returns per-task data [M, ...] and round returns."""
+        key_tasks, key_env, key_agent = jax.random.split(key, 3)
+        tasks = jax.vmap(family.sample_task)(jax.random.split(key_tasks, M))
+
+        def one(task, env_key, agent_key):
+            return run_trial(family, train_agent, params, task, env_key, agent_key, rounds * P, record=record)
+
+        rec = jax.vmap(one)(tasks, jax.random.split(key_env, M), jax.random.split(key_agent, M))
+        split = lambda x: x.reshape((M, rounds, P) + x.shape[2:])  # noqa: E731
+        episodes = losses.Episodes(split(rec.extras), split(rec.action), split(rec.reward), split(rec.valid))
+        processed = jax.vmap(jax.vmap(lambda e: losses.process(e, config.gamma, config.gae_lambda)))(episodes)
+        inner = jax.tree_util.tree_map(lambda x: x[:, :K], processed)
+        outer = jax.tree_util.tree_map(lambda x: x[:, K], processed)
+        round_returns = jnp.mean(jnp.sum(episodes.reward, axis=-1), axis=(0, 2))  # [rounds]
+        return inner, outer, round_returns
+
+    def old_policy(params, inner, outer):
+        phi = losses.adapt(params, inner, lrs, **common)
+        dist = losses.distribution(phi, outer.episodes.obs, config.activation)
+        return jax.lax.stop_gradient((dist, losses.log_prob(dist, outer.episodes.action)))
+
+    def objective(params, data, clip_eps=None):
+        loss, kl = jax.vmap(lambda d: losses.surrogate(params, d, lrs, clip_eps=clip_eps, **common))(data)
+        return jnp.mean(loss), jnp.mean(kl)
+
+    def trpo_update(params, opt_state, data):
+        loss_before, grad, fvp = losses.outer_gradient_and_fvp(params, data, lrs, **common)
+        params, info = trpo_step(params, grad, fvp, lambda p: objective(p, data), config.max_kl,
+                                 cg_iterations=config.cg_iterations, damping=config.cg_damping,
+                                 backtrack_ratio=config.line_search_ratio, max_backtracks=config.line_search_steps,
+                                 loss_before=loss_before, sequential=config.line_search == "sequential")
+        stats = {"loss": loss_before, "kl": info["kl"], "step_fraction": info["step_fraction"],
+                 "accepted": info["accepted"].astype(jnp.float32), "grad_norm": optax.tree.norm(grad)}
+        return params, opt_state, stats
+
+    def ppo_update(params, opt_state, data):
+        def step(carry, _):
+            params, opt_state = carry
+            (loss, kl), grads = jax.value_and_grad(lambda p: objective(p, data, config.clip_eps), has_aux=True)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), (loss, kl, optax.tree.norm(grads))
+
+        (params, opt_state), (loss, kl, norm) = jax.lax.scan(step, (params, opt_state), None, length=config.ppo_epochs)
+        _, kl_after = objective(params, data)
+        stats = {"loss": loss[0], "kl": kl_after, "step_fraction": jnp.float32(1.0), "accepted": jnp.float32(1.0),
+                 "grad_norm": norm[0]}
+        return params, opt_state, stats
+
+    outer_update = trpo_update if config.outer == "trpo" else ppo_update
+
+    def update(state: TrainState, _):
+        key_collect, key = jax.random.split(state.key)
+        inner, outer, round_returns = collect(state.params, key_collect)
+        old_dist, old_logp = jax.vmap(old_policy, in_axes=(None, 0, 0))(state.params, inner, outer)
+        data = losses.OuterData(inner, outer, old_dist, old_logp)
+        params, opt_state, stats = outer_update(state.params, state.opt_state, data)
+        stats["return_before"] = round_returns[0]
+        stats["return_after"] = round_returns[-1]
+        return TrainState(params, opt_state, key, state.update + 1), stats
+
+    def run_chunk(state: TrainState, num: int):
+        return jax.lax.scan(update, state, None, length=num)
+
+    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, eval_agent, eval_args, train_agent)
