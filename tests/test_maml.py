@@ -288,10 +288,57 @@ def test_gauss_newton_products_equal_autodiff_at_the_old_theta(inner_steps):
 
         loss, grad = jax.value_and_grad(lambda p: objective(p)[0])(theta)
         hvp = jax.jvp(jax.grad(lambda p: objective(p)[1]), (theta,), (v,))[1]
-        gn_loss, gn_grad, fvp = losses.outer_gradient_and_fvp(theta, data, lrs, **kw)
-        return (loss, grad, hvp), (gn_loss, gn_grad, fvp(v))
+        gn_loss, gn_grad, fvp, _ = losses.outer_gradient_and_fvp(theta, data, lrs, **kw)
+        own = losses.outer_gradient_and_fvp(theta, data._replace(old_dist=None, old_logp=None), lrs, **kw)
+        return (loss, grad, hvp, loss, grad, hvp), (gn_loss, gn_grad, fvp(v), own[0], own[1], own[2](v))
 
     v = jax.tree_util.tree_map(lambda x: jax.random.normal(jax.random.PRNGKey(8), x.shape), theta)
     exact, fast = both(theta, v)
     for a, b in zip(jax.tree_util.tree_leaves(exact), jax.tree_util.tree_leaves(fast)):
         np.testing.assert_allclose(b, a, rtol=2e-4, atol=1e-6)
+
+
+def test_promp_penalty_halves_below_and_doubles_above_its_target():
+    got = [float(losses.adapt_kl_penalty(jnp.float32(1.0), jnp.float32(kl), 0.01)) for kl in (0.001, 0.006, 0.01, 0.015, 0.02)]
+    assert got == [0.5, 0.5, 1.0, 1.0, 2.0]
+
+
+def test_emaml_term_is_the_score_function_of_the_pre_update_episodes():
+    """E-MAML's exploration loss at the old theta: value 0 for centred task advantages, gradient
+    -mean_tasks A_task * mean over the episode's steps of grad log pi_theta (per-episode mean)."""
+    k_params, k1, k2 = jax.random.split(jax.random.PRNGKey(9), 3)
+    theta = init_mlp_policy(k_params, OBS, (4,), ACT, continuous=True, init_log_std=-0.3)
+    episodes = jax.tree_util.tree_map(lambda *x: jnp.stack(x), _episodes(k1), _episodes(k2))
+    post = jnp.array([-3.0, 1.0])
+    pre = jax.jit(losses.pre_update, static_argnums=3)(theta, episodes, post, "tanh")
+    np.testing.assert_allclose(pre.task_advantage, [-1.0, 1.0], rtol=1e-5)
+    value, grad = jax.jit(jax.value_and_grad(lambda p: losses.pre_update_terms(p, pre, "tanh")[1]))(theta)
+    assert abs(float(value)) < 1e-6
+
+    def score(p):
+        logp = jax.vmap(losses.log_prob)(losses.distribution(p, episodes.obs, "tanh"), episodes.action)
+        per_task = jax.vmap(losses.episode_mean)(logp, episodes.valid)
+        return -jnp.mean(pre.task_advantage * per_task)
+
+    expected = jax.jit(jax.grad(score))(theta)
+    for name in theta:
+        np.testing.assert_allclose(grad[name], expected[name], rtol=1e-4, atol=1e-6)
+    kl = losses.pre_update_terms(theta, pre, "tanh")[0]
+    assert abs(float(kl)) < 1e-6  # no KL at the old theta
+
+
+def test_promp_and_emaml_outer_objectives_train():
+    """ProMP's configuration (LVC inner step, clipped PPO outer steps, adaptive KL penalty) with
+    E-MAML's exploration term: a few meta-iterations run, and the penalty moves by factors of 2."""
+    import dataclasses
+
+    config = dataclasses.replace(TINY, outer="ppo", inner_estimator="lvc", kl_penalty=5e-4, exploration_weight=1.0,
+                                 seeds=1)
+    train = maml.make_train(config, _family())
+    init, run_chunk = maml.seeded(train)
+    state, metrics = run_chunk(init(jax.random.PRNGKey(0)[None]), 3)
+    metrics = {k: np.asarray(v)[:, 0] for k, v in metrics.items()}
+    assert all(np.all(np.isfinite(v)) for v in metrics.values())
+    ratios = metrics["kl_penalty"] / np.concatenate([[5e-4], metrics["kl_penalty"][:-1]])
+    assert set(np.round(ratios, 6)) <= {0.5, 1.0, 2.0}
+    assert float(state.kl_penalty[0]) == pytest.approx(metrics["kl_penalty"][-1])

@@ -239,3 +239,13 @@ def test_fit_retries_with_larger_reg_when_singular():
     weights = fit_linear_baseline(features, returns, valid, reg_coeff=1e-5)
     np.testing.assert_array_equal(weights, fit_linear_baseline(features, returns, valid, reg_coeff=1e-1))
     assert np.all(np.isfinite(np.asarray(weights)))
+
+
+def test_cg_residual_gives_the_product_without_another_matvec():
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(6, 6))
+    a = jnp.asarray(m @ m.T + 6 * np.eye(6), jnp.float32)
+    b = jnp.asarray(rng.normal(size=6), jnp.float32)
+    x, r = conjugate_gradient(lambda v: a @ v, b, 3, return_residual=True)  # stopped early: r != 0
+    assert float(jnp.linalg.norm(r)) > 1e-3
+    np.testing.assert_allclose(b - r, a @ x, rtol=1e-4, atol=1e-4)

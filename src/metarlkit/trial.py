@@ -124,15 +124,26 @@ def run_trial(
 
     check_parallel_episodes(agent, num_episodes)
 
+    rounds = num_episodes // parallel
+
     def run_round(agent_state, round_index):
         # Every episode of the round starts from the same state (a frozen policy); episode keys are
         # those of the same episodes played one after another.
         episodes = round_index * parallel + jnp.arange(parallel)
         states, records = jax.vmap(play_episode, in_axes=(None, 0))(agent_state, episodes)
         key_end = jax.random.fold_in(jax.random.fold_in(agent_key, num_episodes), round_index)
-        return agent.end_episode(params, states, round_index, key_end), records
+        # No adaptation after the last round (nothing would use it; MAML's is a gradient step).
+        # round_index is the scan's counter, the same for every task, so under vmap this is a
+        # real branch, not a select that computes both.
+        agent_state = jax.lax.cond(
+            round_index < rounds - 1,
+            lambda s: agent.end_episode(params, s, round_index, key_end),
+            lambda s: jax.tree_util.tree_map(lambda x: x[0], s),
+            states,
+        )
+        return agent_state, records
 
-    _, records = jax.lax.scan(run_round, agent_state, jnp.arange(num_episodes // parallel))
+    _, records = jax.lax.scan(run_round, agent_state, jnp.arange(rounds))
     return jax.tree_util.tree_map(lambda a: a.reshape((num_episodes,) + a.shape[2:]), records)
 
 

@@ -31,7 +31,7 @@ class _CGState(NamedTuple):
 
 
 def conjugate_gradient(matvec: Callable[[PyTree], PyTree], b: PyTree, iterations: int,
-                       residual_tol: float = 1e-10) -> PyTree:
+                       residual_tol: float = 1e-10, return_residual: bool = False):
     """Solves A x = b for a symmetric positive-definite A known only through `matvec`.
 
     Hestenes-Stiefel conjugate gradient from x = 0, as TRPO uses it to get the natural-gradient
@@ -47,9 +47,11 @@ def conjugate_gradient(matvec: Callable[[PyTree], PyTree], b: PyTree, iterations
       iterations: number of CG iterations (static); n iterations solve an n-dimensional system
         exactly in exact arithmetic.
       residual_tol: stop once r . r falls below this.
+      return_residual: also return the final residual r = b - A x (kept by the recursion, so
+        A x = b - r costs no further product).
 
     Returns:
-      x, the same structure as `b`.
+      x, the same structure as `b` (and r when `return_residual`).
     """
 
     def body(_, s: _CGState) -> _CGState:
@@ -65,7 +67,8 @@ def conjugate_gradient(matvec: Callable[[PyTree], PyTree], b: PyTree, iterations
         return _CGState(x, r, p, jnp.where(active, new_rdotr, s.rdotr))
 
     init = _CGState(optax.tree.zeros_like(b), b, b, optax.tree.vdot(b, b))
-    return jax.lax.fori_loop(0, iterations, body, init).x
+    final = jax.lax.fori_loop(0, iterations, body, init)
+    return (final.x, final.r) if return_residual else final.x
 
 
 def trpo_step(
@@ -125,8 +128,9 @@ def trpo_step(
         return optax.tree.add_scale(fvp(v), damping, v)
 
     neg_grad = optax.tree.scale(-1.0, grad)
-    s = conjugate_gradient(damped_fvp, neg_grad, cg_iterations, residual_tol)
-    shs = optax.tree.vdot(s, damped_fvp(s))
+    s, residual = conjugate_gradient(damped_fvp, neg_grad, cg_iterations, residual_tol, return_residual=True)
+    # s.(F + damping I)s without another product: CG's residual gives (F + damping I)s = -grad - r.
+    shs = optax.tree.vdot(s, optax.tree.sub(neg_grad, residual))
     step_ok = jnp.isfinite(shs) & (shs > 0)
     step_size = jnp.where(step_ok, jnp.sqrt(2.0 * max_kl / jnp.where(step_ok, shs, 1.0)), 0.0)
     # A NaN s times a zero step size is still NaN: zero the whole step when it is rejected.

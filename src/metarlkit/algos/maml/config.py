@@ -63,6 +63,16 @@ class MAMLConfig:
     """PPO: gradient steps on each meta-batch."""
     clip_eps: float = 0.2
     """PPO: ratio clip epsilon."""
+    kl_penalty: float = 0.0
+    """PPO: initial weight eta of ProMP's penalty eta * KL(pre-update policy at the old theta || at
+    theta) on the pre-update episodes (0: no penalty)."""
+    kl_target: float = 0.01
+    """PPO with a KL penalty: after each meta-iteration eta halves when that KL is below
+    kl_target / 1.5 and doubles when above 1.5 kl_target (ProMP's adaptive penalty)."""
+    exploration_weight: float = 0.0
+    """E-MAML (Stadie et al. 2018): weight of the term that credits the pre-update episodes with the
+    return after adaptation, w * E[A_task * grad log pi_theta(pre-update episode)], A_task the task's
+    post-adaptation return normalised over the meta-batch (0: MAML's meta-gradient)."""
     gamma: float = 0.99
     """Discount within an episode (MAML's episodes are the units of adaptation; each is terminal)."""
     gae_lambda: float = 1.0
@@ -92,12 +102,14 @@ class MAMLConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(f"{name} must be a whole number >= 1, got {value!r}")
-        for name in ("inner_lr", "max_kl", "outer_lr", "clip_eps"):
+        for name in ("inner_lr", "max_kl", "outer_lr", "clip_eps", "kl_target"):
             if not getattr(self, name) > 0:
                 fail(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("inner_lr_later", "cg_damping"):
+        for name in ("inner_lr_later", "cg_damping", "kl_penalty", "exploration_weight"):
             if not getattr(self, name) >= 0:
                 fail(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.kl_penalty and self.outer != "ppo":
+            fail("kl_penalty is ProMP's outer objective: use it with outer=ppo (or --preset promp)")
         if not 0 < self.line_search_ratio < 1:
             fail(f"line_search_ratio must be in (0, 1), got {self.line_search_ratio!r}")
         for name in ("gamma", "gae_lambda"):
@@ -116,4 +128,13 @@ PRESETS: dict[str, dict] = {
     # Finn et al. (2017), 2D navigation: two 100-unit ReLU layers, alpha = 0.1 for the first inner
     # step and 0.05 after, meta-batch 20 (the paper keeps the best iteration; see docs/maml.md).
     "paper": {"hidden_sizes": (100, 100), "activation": "relu", "inner_lr": 0.1, "inner_lr_later": 0.05},
+    # ProMP (Rothfuss et al. 2018): the LVC inner estimator; PPO's clipped outer objective (clip 0.3,
+    # 5 Adam steps of 1e-3 per meta-iteration) with an adaptive KL penalty on the pre-update policy
+    # (initial weight 5e-4, target 0.01).
+    "promp": {"inner_estimator": "lvc", "outer": "ppo", "clip_eps": 0.3, "ppo_epochs": 5, "outer_lr": 1e-3,
+              "kl_penalty": 5e-4, "kl_target": 0.01},
+    # DiCE's inner estimator with MAML's TRPO outer step.
+    "dice": {"inner_estimator": "dice"},
+    # E-MAML-TRPO: MAML plus the exploration term crediting the pre-update episodes.
+    "emaml": {"exploration_weight": 1.0},
 }

@@ -184,7 +184,9 @@ def surrogate(params, data: OuterData, lrs: tuple[float, ...], *, estimator: str
 def outer_gradient_and_fvp(params, data: OuterData, lrs: tuple[float, ...], *, estimator: str, activation: str,
                            gamma: float, first_order: bool):
     """TRPO's pieces at the old theta, over a batch of tasks (`data` with a leading task axis):
-    (mean surrogate loss, its gradient, v -> the mean KL's Hessian times v).
+    (mean surrogate loss, its gradient, v -> the mean KL's Hessian times v, data). When
+    `data.old_dist` is None the old adapted policy is taken from this computation (it is the
+    policy at the old theta) and returned filled in `data`.
 
     The KL between the old and the new adapted policy depends on theta only through phi(theta),
     and at the old theta it is minimal in phi, so its Hessian is exactly J^T F J: J = dphi/dtheta
@@ -194,18 +196,36 @@ def outer_gradient_and_fvp(params, data: OuterData, lrs: tuple[float, ...], *, e
     runs only their linear maps and transposes, where differentiating the KL's gradient again
     would take third derivatives of the inner loss through every conjugate-gradient iteration.
     """
-    def phis_of(theta):
-        return jax.vmap(lambda inner: adapt(theta, inner, lrs, estimator=estimator, activation=activation,
-                                            gamma=gamma, first_order=first_order))(data.inner)
+    def phis_of(thetas):  # one copy of theta per task: the linear map is block-diagonal in tasks
+        return jax.vmap(lambda theta, inner: adapt(theta, inner, lrs, estimator=estimator, activation=activation,
+                                                   gamma=gamma, first_order=first_order))(thetas, data.inner)
 
     def outputs_of(phis):
         return jax.vmap(lambda phi, ep: distribution(phi, ep.obs, activation))(phis, data.outer.episodes)
 
-    phis, lin_adapt = jax.linearize(phis_of, params)
-    adapt_t = jax.linear_transpose(lin_adapt, params)
+    tasks = data.outer.advantage.shape[0]
+    copies = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (tasks,) + x.shape), params)
+    phis, lin_blocks = jax.linearize(phis_of, copies)
+    if len(lrs) == 1:
+        # One inner step: each task's J = I - alpha * (Hessian of its inner loss) is symmetric, so
+        # J^T is J, and the forward linear map serves both ways (cheaper than its transpose).
+        def adapt_t(u):
+            return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=0), lin_blocks(u)),)
+    else:
+        blocks_t = jax.linear_transpose(lin_blocks, copies)
+
+        def adapt_t(u):
+            return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=0), blocks_t(u)[0]),)
+
+    def lin_adapt(v):
+        return lin_blocks(jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (tasks,) + x.shape), v))
     outputs, lin_outputs = jax.linearize(outputs_of, phis)
     outputs_t = jax.linear_transpose(lin_outputs, phis)
     valid = data.outer.episodes.valid
+    if data.old_dist is None:  # the old adapted policy is this linearisation's primal
+        old_dist = jax.lax.stop_gradient(outputs)
+        old_logp = jax.vmap(lambda d, ep: log_prob(d, ep.action))(old_dist, data.outer.episodes)
+        data = data._replace(old_dist=old_dist, old_logp=old_logp)
 
     def mean_kl(dist):
         return jnp.mean(jax.vmap(lambda old, new, ok: episode_mean(kl_divergence(old, new), ok))(
@@ -226,4 +246,47 @@ def outer_gradient_and_fvp(params, data: OuterData, lrs: tuple[float, ...], *, e
         (out,) = adapt_t(outputs_t(kl_hvp(lin_outputs(lin_adapt(v))))[0])
         return out
 
-    return loss, grad, fvp
+    return loss, grad, fvp, data
+
+
+class PreUpdate(NamedTuple):
+    """The pre-update episodes of a meta-batch (round 0, sampled with the old theta) and what the
+    outer terms on theta itself need: ProMP's KL penalty and E-MAML's exploration term."""
+
+    episodes: Episodes  # [M, N, H]
+    old_dist: Any  # the policy at the old theta on these steps (constants), leaves [M, N, H, A]
+    old_logp: jax.Array  # [M, N, H]
+    task_advantage: jax.Array  # [M] the task's mean post-adaptation return, normalised over the batch
+
+
+def pre_update(params, episodes: Episodes, post_returns: jax.Array, activation: str) -> PreUpdate:
+    """PreUpdate at the old theta = `params`; `post_returns` [M] the tasks' mean adapted returns."""
+    dist = jax.lax.stop_gradient(distribution(params, episodes.obs, activation))
+    logp = jax.vmap(log_prob)(dist, episodes.action)
+    centred = post_returns - jnp.mean(post_returns)
+    adv = centred / (jnp.std(post_returns) + 1e-8)
+    return PreUpdate(episodes, dist, logp, jax.lax.stop_gradient(adv))
+
+
+def pre_update_terms(params, pre: PreUpdate, activation: str) -> tuple[jax.Array, jax.Array]:
+    """(KL, exploration loss) on the pre-update episodes, as functions of theta = `params`:
+
+      KL = mean over tasks of mean KL(pi_old_theta || pi_theta)             (ProMP's penalty)
+      exploration = -mean over tasks of A_task * mean(pi_theta / pi_old_theta)  (E-MAML)
+
+    The exploration loss's gradient at the old theta is -E[A_task * grad log pi_theta] over the
+    pre-update steps (per-episode means, as every loss here): the credit the pre-update sampling
+    distribution gets for the return after adaptation, which MAML's meta-gradient leaves out.
+    """
+    ep = pre.episodes
+    dist = distribution(params, ep.obs, activation)
+    kl = jnp.mean(jax.vmap(lambda o, n, ok: episode_mean(kl_divergence(o, n), ok))(pre.old_dist, dist, ep.valid))
+    ratio = jnp.exp(jax.vmap(log_prob)(dist, ep.action) - pre.old_logp)
+    per_task = jax.vmap(episode_mean)(ratio, ep.valid)
+    return kl, -jnp.mean(pre.task_advantage * per_task)
+
+
+def adapt_kl_penalty(eta: jax.Array, kl: jax.Array, target: float) -> jax.Array:
+    """ProMP's adaptive KL-penalty weight (as PPO's adaptive-KL variant): halve eta when the
+    measured KL is below target / 1.5, double it when above 1.5 target, else keep it."""
+    return jnp.where(kl < target / 1.5, eta / 2, jnp.where(kl > target * 1.5, eta * 2, eta))

@@ -47,6 +47,7 @@ class TrainState(NamedTuple):
     opt_state: Any  # optax state (PPO), () for TRPO
     key: jax.Array  # raw uint32 key [2]
     update: jax.Array  # int32, meta-iterations done
+    kl_penalty: jax.Array  # float32, ProMP's current penalty weight (PPO; 0 when off)
 
 
 class Train(NamedTuple):
@@ -122,7 +123,7 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         params = init_mlp_policy(key_params, obs_size, config.hidden_sizes, num_actions,
                                  continuous=family.continuous, init_log_std=config.init_log_std)
         opt_state = optimizer.init(params) if config.outer == "ppo" else ()
-        return TrainState(params, opt_state, key, jnp.int32(0))
+        return TrainState(params, opt_state, key, jnp.int32(0), jnp.float32(config.kl_penalty))
 
     def collect(params, key):
         """Plays a trial of each of M fresh tasks; returns per-task data [M, ...] and round returns."""
@@ -138,8 +139,10 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         processed = jax.vmap(jax.vmap(lambda e: losses.process(e, config.gamma, config.gae_lambda)))(episodes)
         inner = jax.tree_util.tree_map(lambda x: x[:, :K], processed)
         outer = jax.tree_util.tree_map(lambda x: x[:, K], processed)
-        round_returns = jnp.mean(jnp.sum(episodes.reward, axis=-1), axis=(0, 2))  # [rounds]
-        return inner, outer, round_returns
+        task_returns = jnp.mean(jnp.sum(episodes.reward, axis=-1), axis=2)  # [M, rounds]
+        pre = losses.pre_update(params, jax.tree_util.tree_map(lambda x: x[:, 0], episodes), task_returns[:, -1],
+                                config.activation)
+        return inner, outer, pre, jnp.mean(task_returns, axis=0)
 
     def old_policy(params, inner, outer):
         phi = losses.adapt(params, inner, lrs, **common)
@@ -150,40 +153,68 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         loss, kl = jax.vmap(lambda d: losses.surrogate(params, d, lrs, clip_eps=clip_eps, **common))(data)
         return jnp.mean(loss), jnp.mean(kl)
 
-    def trpo_update(params, opt_state, data):
-        loss_before, grad, fvp = losses.outer_gradient_and_fvp(params, data, lrs, **common)
-        params, info = trpo_step(params, grad, fvp, lambda p: objective(p, data), config.max_kl,
+    explore = config.exploration_weight
+
+    def with_exploration(params, data, pre, clip_eps=None):
+        loss, kl = objective(params, data, clip_eps)
+        if explore:
+            loss = loss + explore * losses.pre_update_terms(params, pre, config.activation)[1]
+        return loss, kl
+
+    def trpo_update(state, data, pre):
+        params = state.params
+        loss_before, grad, fvp, data = losses.outer_gradient_and_fvp(params, data, lrs, **common)
+        if explore:  # E-MAML: theta's own term, outside the trust region's KL
+            term, term_grad = jax.value_and_grad(lambda p: losses.pre_update_terms(p, pre, config.activation)[1])(params)
+            loss_before = loss_before + explore * term
+            grad = optax.tree.add_scale(grad, explore, term_grad)
+        params, info = trpo_step(params, grad, fvp, lambda p: with_exploration(p, data, pre), config.max_kl,
                                  cg_iterations=config.cg_iterations, damping=config.cg_damping,
                                  backtrack_ratio=config.line_search_ratio, max_backtracks=config.line_search_steps,
                                  loss_before=loss_before, sequential=config.line_search == "sequential")
         stats = {"loss": loss_before, "kl": info["kl"], "step_fraction": info["step_fraction"],
                  "accepted": info["accepted"].astype(jnp.float32), "grad_norm": optax.tree.norm(grad)}
-        return params, opt_state, stats
+        return state._replace(params=params), stats
 
-    def ppo_update(params, opt_state, data):
+    def ppo_update(state, data, pre):
+        eta = state.kl_penalty
+
+        def total(p):
+            loss, kl = with_exploration(p, data, pre, config.clip_eps)
+            if config.kl_penalty:  # ProMP: eta * KL(pre-update policy at the old theta || at theta)
+                loss = loss + eta * losses.pre_update_terms(p, pre, config.activation)[0]
+            return loss, kl
+
         def step(carry, _):
             params, opt_state = carry
-            (loss, kl), grads = jax.value_and_grad(lambda p: objective(p, data, config.clip_eps), has_aux=True)(params)
+            (loss, kl), grads = jax.value_and_grad(total, has_aux=True)(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), (loss, kl, optax.tree.norm(grads))
+            return (optax.apply_updates(params, updates), opt_state), (loss, optax.tree.norm(grads))
 
-        (params, opt_state), (loss, kl, norm) = jax.lax.scan(step, (params, opt_state), None, length=config.ppo_epochs)
+        (params, opt_state), (loss, norm) = jax.lax.scan(step, (state.params, state.opt_state), None,
+                                                         length=config.ppo_epochs)
         _, kl_after = objective(params, data)
+        pre_kl = losses.pre_update_terms(params, pre, config.activation)[0]
+        if config.kl_penalty:  # ProMP's adaptive rule
+            eta = losses.adapt_kl_penalty(eta, pre_kl, config.kl_target)
         stats = {"loss": loss[0], "kl": kl_after, "step_fraction": jnp.float32(1.0), "accepted": jnp.float32(1.0),
-                 "grad_norm": norm[0]}
-        return params, opt_state, stats
+                 "grad_norm": norm[0], "pre_update_kl": pre_kl, "kl_penalty": eta}
+        return state._replace(params=params, opt_state=opt_state, kl_penalty=eta), stats
 
     outer_update = trpo_update if config.outer == "trpo" else ppo_update
 
     def update(state: TrainState, _):
         key_collect, key = jax.random.split(state.key)
-        inner, outer, round_returns = collect(state.params, key_collect)
-        old_dist, old_logp = jax.vmap(old_policy, in_axes=(None, 0, 0))(state.params, inner, outer)
-        data = losses.OuterData(inner, outer, old_dist, old_logp)
-        params, opt_state, stats = outer_update(state.params, state.opt_state, data)
+        inner, outer, pre, round_returns = collect(state.params, key_collect)
+        if config.outer == "trpo":  # its linearisation at the old theta gives the old policy
+            data = losses.OuterData(inner, outer, None, None)
+        else:
+            old_dist, old_logp = jax.vmap(old_policy, in_axes=(None, 0, 0))(state.params, inner, outer)
+            data = losses.OuterData(inner, outer, old_dist, old_logp)
+        state, stats = outer_update(state, data, pre)
         stats["return_before"] = round_returns[0]
         stats["return_after"] = round_returns[-1]
-        return TrainState(params, opt_state, key, state.update + 1), stats
+        return state._replace(key=key, update=state.update + 1), stats
 
     def run_chunk(state: TrainState, num: int):
         return jax.lax.scan(update, state, None, length=num)
