@@ -342,3 +342,11 @@ def test_promp_and_emaml_outer_objectives_train():
     ratios = metrics["kl_penalty"] / np.concatenate([[5e-4], metrics["kl_penalty"][:-1]])
     assert set(np.round(ratios, 6)) <= {0.5, 1.0, 2.0}
     assert float(state.kl_penalty[0]) == pytest.approx(metrics["kl_penalty"][-1])
+
+
+def test_train_rejects_an_evaluation_trial_of_partial_rounds(tmp_path, capsys):
+    from metarlkit.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "maml", "--task", "bernoulli-bandit:arms=5", "--episodes", "100", "--out", str(out)]) == 2
+    assert "--eval-trajectories" in capsys.readouterr().err and not out.exists()

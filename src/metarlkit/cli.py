@@ -459,6 +459,11 @@ def cmd_train(args) -> int:
             layers.append(_load_config(args.config))
         layers.append(overrides)
         config = build(algo.Config, *layers, source=f"{algo.NAME} config")
+        if hasattr(algo, "check"):  # what the config cannot check alone: its fit to the task and trial
+            try:
+                algo.check(config, family, episodes)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
         run_dir = args.out
     try:
         status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),

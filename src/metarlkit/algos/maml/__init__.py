@@ -4,10 +4,10 @@
 from metarlkit.algos.common import seeded
 from metarlkit.algos.maml.agent import make_agent
 from metarlkit.algos.maml.config import PRESETS, MAMLConfig
-from metarlkit.algos.maml.train import Train, TrainState, default_episodes, make_train
+from metarlkit.algos.maml.train import Train, TrainState, check, default_episodes, make_train
 
 Config = MAMLConfig
 NAME = "maml"
 
-__all__ = ["Config", "MAMLConfig", "NAME", "PRESETS", "Train", "TrainState", "default_episodes", "make_agent",
-           "make_train", "seeded"]
+__all__ = ["Config", "MAMLConfig", "NAME", "PRESETS", "Train", "TrainState", "check", "default_episodes",
+           "make_agent", "make_train", "seeded"]

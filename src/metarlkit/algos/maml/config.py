@@ -37,6 +37,10 @@ class MAMLConfig:
     """First-order MAML: the meta-gradient treats the inner gradient as a constant (stop-gradient)."""
     trajectories: int = 20
     """Episodes per task and inner step (sampled in parallel under a frozen policy)."""
+    eval_trajectories: int = 40
+    """Episodes per round (per inner step) when the trained agent is evaluated: 40 as the MAML
+    paper's evaluation; on bandits with one-pull episodes, the pulls between inner steps (the
+    evaluation trial's length, --episodes, must be a multiple)."""
     meta_batch: int = 20
     """Tasks per meta-iteration."""
     meta_iterations: int = 500
@@ -97,7 +101,7 @@ class MAMLConfig:
                               ("line_search", LINE_SEARCHES)):
             if getattr(self, name) not in allowed:
                 fail(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("inner_steps", "trajectories", "meta_batch", "meta_iterations", "cg_iterations",
+        for name in ("inner_steps", "trajectories", "eval_trajectories", "meta_batch", "meta_iterations", "cg_iterations",
                      "line_search_steps", "ppo_epochs", "seeds", "checkpoint_iterations"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

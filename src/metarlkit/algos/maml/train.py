@@ -36,8 +36,7 @@ from metarlkit.rl.optim import trpo_step
 from metarlkit.tasks.base import TaskFamily
 from metarlkit.trial import run_trial
 
-EVAL_STEPS = 3  # inner steps the evaluation agent takes (returns after 0..3 steps, as the MAML paper)
-EVAL_TRAJECTORIES = 40  # episodes per inner step at evaluation (the MAML paper's evaluation)
+EVAL_STEPS = 3  # inner steps of the default evaluation trial (returns after 0..3 steps, as the MAML paper)
 
 
 class TrainState(NamedTuple):
@@ -88,8 +87,18 @@ def agent_args(config: MAMLConfig, family: TaskFamily, trajectories: int, steps:
 
 
 def default_episodes() -> int:
-    """Episodes per evaluation trial: EVAL_STEPS + 1 rounds of EVAL_TRAJECTORIES."""
-    return (EVAL_STEPS + 1) * EVAL_TRAJECTORIES
+    """Episodes per evaluation trial when none are given: EVAL_STEPS + 1 rounds of the default
+    eval_trajectories (the MAML paper's evaluation: returns after 0..3 steps, 40 episodes each)."""
+    return (EVAL_STEPS + 1) * MAMLConfig().eval_trajectories
+
+
+def check(config: MAMLConfig, family: TaskFamily, num_episodes: int) -> None:
+    """Raises a one-line ValueError when the evaluation trial cannot be whole rounds."""
+    family.check_episodes(num_episodes)
+    if num_episodes % config.eval_trajectories:
+        raise ValueError(f"evaluation trials of {num_episodes} episodes are not whole rounds of "
+                         f"{config.eval_trajectories} (eval_trajectories); give --eval-trajectories a divisor "
+                         f"of --episodes")
 
 
 def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None = None) -> Train:
@@ -98,19 +107,20 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     Args:
       config: MAMLConfig.
       family: the task family (tasks drawn from its distribution by the run's key).
-      num_episodes: unused by training (a training trial is `inner_steps + 1` rounds of
-        `trajectories` episodes); the evaluation trial is `default_episodes()`.
+      num_episodes: episodes of the evaluation trial (rounds of `eval_trajectories`; None:
+        `default_episodes()`); training trials are `inner_steps + 1` rounds of `trajectories`.
 
     Returns:
       Train(init, run_chunk, num_updates, updates_per_chunk, steps_per_update, agent, agent_args, train_agent).
     """
-    del num_episodes
+    num_episodes = num_episodes or default_episodes()
+    check(config, family, num_episodes)
     obs_size, num_actions = _sizes(family)
     K, P, M, H = config.inner_steps, config.trajectories, config.meta_batch, family.horizon
     rounds = K + 1
     lrs = config.inner_lrs()
     train_agent = make_agent(**agent_args(config, family, P, K))
-    eval_args = agent_args(config, family, EVAL_TRAJECTORIES, EVAL_STEPS)
+    eval_args = agent_args(config, family, config.eval_trajectories, max(1, num_episodes // config.eval_trajectories - 1))
     eval_agent = make_agent(**eval_args)
     per_chunk, num_updates = chunking(config.meta_iterations, config.checkpoint_iterations, 1)
     steps_per_update = M * rounds * P * H
