@@ -350,3 +350,21 @@ def test_train_rejects_an_evaluation_trial_of_partial_rounds(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "maml", "--task", "bernoulli-bandit:arms=5", "--episodes", "100", "--out", str(out)]) == 2
     assert "--eval-trajectories" in capsys.readouterr().err and not out.exists()
+
+
+def test_reproduce_adds_a_maml_column_beside_snails_number(tmp_path, capsys):
+    """A MAML run on 5-armed bandits (an inner step every 10 pulls of a 100-pull trial) goes to
+    the n=100, k=5 cell of the RL2 paper's Table 1, with SNAIL's published MAML number beside it."""
+    import json
+
+    from metarlkit.cli import main
+
+    run, rows = tmp_path / "maml-k5", tmp_path / "rows.json"
+    assert main(["train", "maml", "--task", "bernoulli-bandit:arms=5", "--episodes", "100", "--eval-trajectories", "10",
+                 "--trajectories", "5", "--meta-batch", "4", "--hidden-sizes", "4", "--meta-iterations", "2",
+                 "--checkpoint-iterations", "2", "--no-progress", "--no-tensorboard", "--out", str(run)]) == 0
+    assert main(["reproduce", "rl2-bandits", "--n", "100", "--k", "5", "--agents", "random", "--runs", str(run),
+                 "--num-tasks", "20", "--tune-tasks", "20", "--json", str(rows)]) == 0
+    row = next(r for r in json.loads(rows.read_text()) if r.get("algorithm") == "maml")
+    assert (row["n"], row["k"], row["paper"]) == (100, 5, 67.1) and len(row["seeds"]) == 1
+    assert "maml" in capsys.readouterr().out

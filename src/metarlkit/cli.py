@@ -578,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_int_list, metavar="K,K", help="only these k (arms; bandits)")
     p.add_argument("--agents", metavar="A,B", help="only these agents")
     p.add_argument("--runs", nargs="+", metavar="RUN_DIR",
-                   help="RL2 training runs to add as the RL2 column (each goes to the cell it was trained for)")
+                   help="training runs (RL2, MAML) to add as their algorithm's column (each goes to the cell it was trained for)")
     p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     p.set_defaults(func=cmd_reproduce)
 

@@ -53,18 +53,24 @@ EXPERIMENTS = {
 }
 
 
-def paper_data() -> dict[str, Any]:
-    text = resources.files("metarlkit.reproduce").joinpath("data/rl2_paper.json").read_text()
+PAPERS = ("rl2_paper.json", "snail_paper.json")  # the RL2 paper's tables; SNAIL's MAML row
+
+
+def paper_data(file: str = "rl2_paper.json") -> dict[str, Any]:
+    text = resources.files("metarlkit.reproduce").joinpath(f"data/{file}").read_text()
     return json.loads(text)
 
 
 def paper_value(table: str, agent: str, n: int, k: int | None) -> float | None:
-    data = paper_data()[table]
-    if agent not in data["columns"]:
-        return None
-    for row in data["rows"]:
-        if row["n"] == n and row.get("k") == k:
-            return row["values"][data["columns"].index(agent)]
+    """The published number for `agent` in a cell: the RL2 paper's, or for a column it lacks
+    (MAML) the number another paper reports on the same tasks (SNAIL); None if none."""
+    for file in PAPERS:
+        data = paper_data(file).get(table)
+        if not data or agent not in data["columns"]:
+            continue
+        for row in data["rows"]:
+            if row["n"] == n and row.get("k") == k:
+                return row["values"][data["columns"].index(agent)]
     return None
 
 
@@ -82,9 +88,9 @@ def run(
 ) -> list[dict[str, Any]]:
     """Runs an experiment of EXPERIMENTS; returns one row per (cell, agent).
 
-    `runs` are RL2 training-run directories: each is placed in the cell it was trained for and
-    every one of its seeds is evaluated on the same test tasks as the classic agents, giving the
-    table's RL2 column (mean over seeds; `seeds` lists each seed's mean and ci95).
+    `runs` are training-run directories (RL2, MAML): each is placed in the cell it was trained for
+    and every one of its seeds is evaluated on the same test tasks as the classic agents, giving
+    the table's column for its algorithm (mean over seeds; `seeds` lists each seed's mean and ci95).
 
     Row keys: table, n, k (None for MDPs), agent (the resolved spec), mean, ci95 (of the total
     reward), expected_mean (mean expected total reward), paper, agrees (for random and TS: within
@@ -179,6 +185,7 @@ def _run_row(exp, run_dir, family, n, k, num_tasks, seed) -> dict[str, Any]:
     start = time.perf_counter()
     per_seed, totals, expected = [], [], []
     trained = load(run_dir)
+    algorithm = trained.info["algorithm_name"]
     for s in range(trained.info["config"]["seeds"]):
         trained = load(run_dir, seed=s)
         result = evaluate(trained.agent, family, trained.params, num_episodes=n, num_tasks=num_tasks,
@@ -190,9 +197,9 @@ def _run_row(exp, run_dir, family, n, k, num_tasks, seed) -> dict[str, Any]:
     # ci95 over tasks of the per-task mean over seeds; the spread between seeds is in `seeds`.
     mean, half = mean_ci(np.mean(totals, axis=0))
     return {
-        "table": exp.table, "n": n, "k": k, "agent": f"rl2({run_dir})",
+        "table": exp.table, "n": n, "k": k, "agent": f"{algorithm}({run_dir})", "algorithm": algorithm,
         "mean": float(mean), "ci95": float(half), "expected_mean": float(np.mean(expected)),
-        "paper": paper_value(exp.table, "rl2", n, k), "agrees": None, "tolerance": None,
+        "paper": paper_value(exp.table, algorithm, n, k), "agrees": None, "tolerance": None,
         "hyperparameters": trained.hyperparameters, "tuning": None, "seeds": per_seed,
         "training_budget": budget_text(run_dir), "wall_time_s": round(time.perf_counter() - start, 2),
     }
@@ -221,7 +228,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append((r["n"], r["k"]))
     for n, k in cells:
         cell_rows = [r for r in rows if (r["n"], r["k"]) == (n, k)]
-        names = ["rl2" if r["agent"].startswith("rl2(") else r["agent"].split(":")[0] for r in cell_rows]
+        names = [r.get("algorithm") or r["agent"].split(":")[0] for r in cell_rows]
         width = 16
         head = f"n={n}" + (f" k={k}" if k is not None else "")
         lines.append(f"{head:10s}" + "".join(f"{a:>{width}s}" for a in names))
