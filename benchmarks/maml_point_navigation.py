@@ -1,7 +1,7 @@
 """MAML-RL meta-iteration time on 2D point navigation, compile apart.
 
     .venv/bin/python benchmarks/maml_point_navigation.py [--iterations 2] [--repeats 3] \
-        [--set line_search=vmapped --set inner_estimator=lvc ...] [--json FILE]
+        [--set line_search=vmapped --set inner_estimator=lvc ...] [--profile] [--json FILE]
 
 Builds `make_train` for the standard configuration (the MAMLConfig defaults: 20 tasks x 20
 trajectories x 100 steps, one inner step, TRPO with 10 CG iterations), with `--set NAME=VALUE`
@@ -31,6 +31,8 @@ def main():
     parser.add_argument("--iterations", type=int, default=2, help="meta-iterations per timed chunk")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a MAMLConfig override")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time the meta-iteration's stages, each compiled alone")
     parser.add_argument("--json", help="write the row here")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
@@ -55,7 +57,57 @@ def main():
     print(f"compile {compile_s:.2f} s, {best / args.iterations:.3f} s per meta-iteration "
           f"(best of {args.repeats} chunks of {args.iterations}); last: step fraction {last['step_fraction']:.3f}, "
           f"return before {last['return_before']:.2f}, after {last['return_after']:.2f}")
+    if args.profile:
+        row["profile"] = profile(train, jax.tree_util.tree_map(lambda x: x[0], state.params), config, args.repeats)
     finish([row], args.json, task=args.task, iterations=args.iterations)
+
+
+def profile(train, params, config, repeats):
+    """Seconds of each stage of one TRPO meta-iteration, compiled and timed alone (best of
+    `repeats`); stages that share work are timed as prefixes and differenced."""
+    from metarlkit.algos.maml import losses
+
+    pieces = train.internals
+    lrs, common = pieces["lrs"], pieces["common"]
+
+    def timed(fn, *args):
+        fn = jax.jit(fn)
+        jax.block_until_ready(fn(*args))
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    key = jax.random.PRNGKey(1)
+    inner, outer, _, _ = jax.jit(pieces["collect"])(params, key)
+    data = losses.OuterData(inner, outer, None, None)
+    v = jax.tree_util.tree_map(jnp.ones_like, params)
+
+    def products(p, v, n):
+        loss, grad, fvp, _ = losses.outer_gradient_and_fvp(p, data, lrs, **common)
+        for _ in range(n):
+            v = fvp(v)
+        return loss, grad, v
+
+    def objective_once(p):
+        _, _, _, filled = losses.outer_gradient_and_fvp(p, data, lrs, **common)
+        return pieces["objective"](p, filled)
+
+    stages = {
+        "rollout and advantages (collect)": timed(pieces["collect"], params, key),
+        "linearise, loss and gradient": timed(lambda p, v: products(p, v, 0), params, v),
+    }
+    with_products = timed(lambda p, v: products(p, v, config.cg_iterations), params, v)
+    stages["one KL-Hessian product"] = (with_products - stages["linearise, loss and gradient"]) / config.cg_iterations
+    stages["one line-search evaluation"] = timed(objective_once, params) - timed(
+        lambda p: losses.outer_gradient_and_fvp(p, data, lrs, **common)[3].old_logp, params)
+    for name, seconds in stages.items():
+        print(f"  {name:36s} {seconds * 1e3:8.1f} ms")
+    print(f"  (a meta-iteration: collect + linearise + {config.cg_iterations} products + the line search's "
+          f"evaluations, one per fraction tried)")
+    return {name: round(seconds, 4) for name, seconds in stages.items()}
 
 
 if __name__ == "__main__":

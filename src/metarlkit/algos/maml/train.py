@@ -61,6 +61,7 @@ class Train(NamedTuple):
     agent_args: dict  # make_agent's arguments for evaluation (saved in the run dir)
     train_agent: Any  # the agent training rolls out with (its `trajectories` per round)
     progress_metric: str = "return_after"  # the metric the progress bar shows
+    internals: Any = None  # the meta-iteration's stages as pure functions (for profiling)
 
 
 def _sizes(family: TaskFamily) -> tuple[int, int]:
@@ -229,4 +230,6 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     def run_chunk(state: TrainState, num: int):
         return jax.lax.scan(update, state, None, length=num)
 
-    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, eval_agent, eval_args, train_agent)
+    internals = {"collect": collect, "objective": objective, "lrs": lrs, "common": common}
+    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, eval_agent, eval_args, train_agent,
+                 internals=internals)
