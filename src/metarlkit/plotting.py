@@ -78,6 +78,14 @@ def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
 DEFAULT_BASELINES = ("gittins", "bayes-optimal", "ts", "ucb1", "psrl", "ucrl2", "greedy", "random")
 
 
+# algorithm -> the training metrics drawn: (metrics.csv column, axis label, line style)
+TRAINING_CURVES = {
+    "rl2": [("trial_expected_return", "mean expected total reward per training trial", "-")],
+    "maml": [("return_after", "episode return (solid: after adaptation, dashed: before)", "-"),
+             ("return_before", "episode return (solid: after adaptation, dashed: before)", "--")],
+}
+
+
 def default_baselines(family) -> list[str]:
     """The classic agents a trained run is plotted beside: those of DEFAULT_BASELINES that support it."""
     from metarlkit import baselines
@@ -121,20 +129,24 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
     plt = _pyplot()
     fig, (ax_train, ax_ret, ax_reg) = plt.subplots(1, 3, figsize=(17, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ylabel = None
     for i, (d, info) in enumerate(zip(run_dirs, infos)):
         seeds = info["config"].get("seeds", 1)
-        steps, values = curve(read(d), "trial_expected_return", seeds)
-        if len(steps) == 0:
-            continue
         color = colors[i % len(colors)]
-        for s in range(seeds):
-            ax_train.plot(steps / 1e6, values[:, s], color=color, lw=0.6, alpha=0.35)
-        width = min(10, len(steps))
-        smooth = np.convolve(np.nanmean(values, axis=1), np.ones(width) / width, mode="valid")
-        label = f"{d}: " + (f"mean of {seeds} seeds, " if seeds > 1 else "") + f"{width}-update average"
-        ax_train.plot(steps[width - 1:] / 1e6, smooth, color=color, lw=1.6, label=f"{label}\n({budget_text(d)})")
+        for name, what, style in TRAINING_CURVES.get(info["algorithm_name"], TRAINING_CURVES["rl2"]):
+            steps, values = curve(read(d), name, seeds)
+            if len(steps) == 0:
+                continue
+            ylabel = ylabel or what
+            for s in range(seeds):
+                ax_train.plot(steps / 1e6, values[:, s], color=color, lw=0.6, alpha=0.35, ls=style)
+            width = min(10, len(steps))
+            smooth = np.convolve(np.nanmean(values, axis=1), np.ones(width) / width, mode="valid")
+            label = f"{d} {name}: " + (f"mean of {seeds} seeds, " if seeds > 1 else "") + f"{width}-update average"
+            ax_train.plot(steps[width - 1:] / 1e6, smooth, color=color, lw=1.6, ls=style,
+                          label=f"{label}\n({budget_text(d)})")
     ax_train.set_xlabel("environment steps (millions)")
-    ax_train.set_ylabel("mean expected total reward per training trial")
+    ax_train.set_ylabel(ylabel or "training metric")
     ax_train.legend(fontsize=7)
     ax_train.set_title("training")
     _draw_results(ax_ret, ax_reg, results)
