@@ -342,6 +342,11 @@ def test_promp_and_emaml_outer_objectives_train():
     ratios = metrics["kl_penalty"] / np.concatenate([[5e-4], metrics["kl_penalty"][:-1]])
     assert set(np.round(ratios, 6)) <= {0.5, 1.0, 2.0}
     assert float(state.kl_penalty[0]) == pytest.approx(metrics["kl_penalty"][-1])
+    # keep_best's candidate: the best post-adaptation return seen and the theta that earned it
+    assert float(state.best_return[0]) == pytest.approx(metrics["return_after"].max())
+    assert train.trained_params(state) is state.params  # keep_best is off
+    best = maml.make_train(dataclasses.replace(config, keep_best=True), _family()).trained_params(state)
+    assert best is state.best_params
 
 
 def test_train_rejects_an_evaluation_trial_of_partial_rounds(tmp_path, capsys):

@@ -59,7 +59,8 @@ def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
         state, _ = checkpoint.load(Path(run_dir) / CHECKPOINT_FILE, template)
     except checkpoint.CheckpointError as err:
         raise RunDirError(str(err)) from None
-    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), state.params)
+    chosen = trainer.trained_params(state) if getattr(trainer, "trained_params", None) else state.params
+    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), chosen)
     return TrainedAgent(
         agent=trainer.agent,
         params=params,

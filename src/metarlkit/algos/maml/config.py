@@ -81,6 +81,9 @@ class MAMLConfig:
     """Discount within an episode (MAML's episodes are the units of adaptation; each is terminal)."""
     gae_lambda: float = 1.0
     """GAE lambda over the linear feature baseline (1.0: Monte-Carlo returns minus the baseline)."""
+    keep_best: bool = False
+    """Evaluate the theta of the meta-iteration whose training tasks had the best post-adaptation
+    return (Finn et al. keep the best iteration), not the last one."""
     seed: int = 0
     """Random seed of the first training seed; seed i of a run uses seed + i."""
     seeds: int = 1
@@ -130,8 +133,9 @@ class MAMLConfig:
 PRESETS: dict[str, dict] = {
     "default": {},
     # Finn et al. (2017), 2D navigation: two 100-unit ReLU layers, alpha = 0.1 for the first inner
-    # step and 0.05 after, meta-batch 20 (the paper keeps the best iteration; see docs/maml.md).
-    "paper": {"hidden_sizes": (100, 100), "activation": "relu", "inner_lr": 0.1, "inner_lr_later": 0.05},
+    # step and 0.05 after, meta-batch 20, keep the best iteration (by the training tasks' return).
+    "paper": {"hidden_sizes": (100, 100), "activation": "relu", "inner_lr": 0.1, "inner_lr_later": 0.05,
+              "keep_best": True},
     # ProMP (Rothfuss et al. 2018): the LVC inner estimator; PPO's clipped outer objective (clip 0.3,
     # 5 Adam steps of 1e-3 per meta-iteration) with an adaptive KL penalty on the pre-update policy
     # (initial weight 5e-4, target 0.01).

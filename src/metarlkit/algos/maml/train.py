@@ -47,6 +47,8 @@ class TrainState(NamedTuple):
     key: jax.Array  # raw uint32 key [2]
     update: jax.Array  # int32, meta-iterations done
     kl_penalty: jax.Array  # float32, ProMP's current penalty weight (PPO; 0 when off)
+    best_params: Any  # theta of the meta-iteration with the best post-adaptation return so far
+    best_return: jax.Array  # float32, that return (the evaluation agent uses best_params with keep_best)
 
 
 class Train(NamedTuple):
@@ -62,6 +64,7 @@ class Train(NamedTuple):
     train_agent: Any  # the agent training rolls out with (its `trajectories` per round)
     progress_metric: str = "return_after"  # the metric the progress bar shows
     internals: Any = None  # the meta-iteration's stages as pure functions (for profiling)
+    trained_params: Any = None  # TrainState -> the params the evaluation agent runs
 
 
 def _sizes(family: TaskFamily) -> tuple[int, int]:
@@ -134,7 +137,8 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         params = init_mlp_policy(key_params, obs_size, config.hidden_sizes, num_actions,
                                  continuous=family.continuous, init_log_std=config.init_log_std)
         opt_state = optimizer.init(params) if config.outer == "ppo" else ()
-        return TrainState(params, opt_state, key, jnp.int32(0), jnp.float32(config.kl_penalty))
+        return TrainState(params, opt_state, key, jnp.int32(0), jnp.float32(config.kl_penalty), params,
+                          jnp.float32(-jnp.inf))
 
     def collect(params, key):
         """Plays a trial of each of M fresh tasks; returns per-task data [M, ...] and round returns."""
@@ -222,14 +226,23 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         else:
             old_dist, old_logp = jax.vmap(old_policy, in_axes=(None, 0, 0))(state.params, inner, outer)
             data = losses.OuterData(inner, outer, old_dist, old_logp)
+        # The theta these episodes were collected with, and its post-adaptation return: the
+        # candidate "best iteration" (Finn et al. keep the best; `keep_best`).
+        better = round_returns[-1] > state.best_return
+        best_params = jax.tree_util.tree_map(lambda b, p: jnp.where(better, p, b), state.best_params, state.params)
+        best_return = jnp.maximum(state.best_return, round_returns[-1])
         state, stats = outer_update(state, data, pre)
         stats["return_before"] = round_returns[0]
         stats["return_after"] = round_returns[-1]
-        return state._replace(key=key, update=state.update + 1), stats
+        return state._replace(key=key, update=state.update + 1, best_params=best_params, best_return=best_return), stats
 
     def run_chunk(state: TrainState, num: int):
         return jax.lax.scan(update, state, None, length=num)
 
     internals = {"collect": collect, "objective": objective, "lrs": lrs, "common": common}
+
+    def trained_params(state: TrainState):
+        return state.best_params if config.keep_best else state.params
+
     return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, eval_agent, eval_args, train_agent,
-                 internals=internals)
+                 internals=internals, trained_params=trained_params)
