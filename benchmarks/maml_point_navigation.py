@@ -70,13 +70,18 @@ def profile(train, params, config, repeats):
     pieces = train.internals
     lrs, common = pieces["lrs"], pieces["common"]
 
-    def timed(fn, *args):
-        fn = jax.jit(fn)
-        jax.block_until_ready(fn(*args))
+    flops = {}
+
+    def timed(fn, *args, name=None):
+        compiled = jax.jit(fn).lower(*args).compile()
+        if name:
+            cost = compiled.cost_analysis()
+            flops[name] = (cost[0] if isinstance(cost, list) else cost or {}).get("flops", float("nan"))
+        jax.block_until_ready(compiled(*args))
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
+            jax.block_until_ready(compiled(*args))
             best = min(best, time.perf_counter() - start)
         return best
 
@@ -96,18 +101,24 @@ def profile(train, params, config, repeats):
         return pieces["objective"](p, filled)
 
     stages = {
-        "rollout and advantages (collect)": timed(pieces["collect"], params, key),
-        "linearise, loss and gradient": timed(lambda p, v: products(p, v, 0), params, v),
+        "rollout and advantages (collect)": timed(pieces["collect"], params, key, name="collect"),
+        "linearise, loss and gradient": timed(lambda p, v: products(p, v, 0), params, v, name="linearise"),
     }
-    with_products = timed(lambda p, v: products(p, v, config.cg_iterations), params, v)
+    with_products = timed(lambda p, v: products(p, v, config.cg_iterations), params, v, name="products")
     stages["one KL-Hessian product"] = (with_products - stages["linearise, loss and gradient"]) / config.cg_iterations
+    gflop = {"rollout and advantages (collect)": flops["collect"] / 1e9,
+             "linearise, loss and gradient": flops["linearise"] / 1e9,
+             "one KL-Hessian product": (flops["products"] - flops["linearise"]) / config.cg_iterations / 1e9}
     stages["one line-search evaluation"] = timed(objective_once, params) - timed(
         lambda p: losses.outer_gradient_and_fvp(p, data, lrs, **common)[3].old_logp, params)
     for name, seconds in stages.items():
-        print(f"  {name:36s} {seconds * 1e3:8.1f} ms")
+        g = gflop.get(name)
+        rate = f" {g:7.2f} GFLOP (XLA's count), {g / seconds:5.1f} GFLOP/s" if g is not None else ""
+        print(f"  {name:36s} {seconds * 1e3:8.1f} ms{rate}")
     print(f"  (a meta-iteration: collect + linearise + {config.cg_iterations} products + the line search's "
           f"evaluations, one per fraction tried)")
-    return {name: round(seconds, 4) for name, seconds in stages.items()}
+    return {name: {"s": round(seconds, 4), "gflop": round(gflop[name], 3) if name in gflop else None}
+            for name, seconds in stages.items()}
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from metarlkit.rl import (
     conjugate_gradient,
+    discounted_returns,
     fit_linear_baseline,
     linear_baseline_features,
     linear_baseline_values,
@@ -229,16 +230,29 @@ def test_fit_leaves_out_invalid_steps():
     np.testing.assert_allclose(weights, want, rtol=1e-4, atol=1e-5)
 
 
-def test_fit_retries_with_larger_reg_when_singular():
-    # Two equal columns of 1e3: X^T X = 1e6 * ones, and in float32 1e6 + reg == 1e6 for
-    # reg <= 1e-2, so the solve is NaN until rllab's fifth try, reg = 1e-5 * 10**4 = 0.1.
-    features = jnp.full((1, 1, 2), 1e3, jnp.float32)
-    returns, valid = jnp.ones((1, 1)), jnp.ones((1, 1), bool)
-    xtx = jnp.full((2, 2), 1e6, jnp.float32)
-    assert not np.all(np.isfinite(np.asarray(jnp.linalg.solve(xtx + 1e-2 * jnp.eye(2), jnp.full(2, 1e3)))))
-    weights = fit_linear_baseline(features, returns, valid, reg_coeff=1e-5)
-    np.testing.assert_array_equal(weights, fit_linear_baseline(features, returns, valid, reg_coeff=1e-1))
+def test_fit_survives_positions_collinear_with_time():
+    """The case met in a MAML run on point navigation: an adapted policy ran straight at full
+    speed in all 20 episodes (position = 0.1 (t + 1) per coordinate), so the features are exactly
+    collinear and every one of rllab's five ridge solves is inf/NaN in float32. The
+    least-squares fit stays finite and fits the returns as well as float64 least squares."""
+    t = jnp.arange(100, dtype=jnp.float32)
+    position = jnp.stack([0.1 * (t + 1), -0.1 * (t + 1)], axis=-1)
+    obs = jnp.concatenate([jnp.zeros((1, 2)), position[:-1]])[None].repeat(20, axis=0)  # [20, 100, 2]
+    reward = -jnp.linalg.norm(position - jnp.array([0.007, -0.185]), axis=-1)[None].repeat(20, axis=0)
+    valid = jnp.ones((20, 100), bool)
+    returns = jax.vmap(lambda r, ok: discounted_returns(r, 0.99, 0.0, ok))(reward, valid)
+    features = jax.vmap(lambda o, ok: linear_baseline_features(o, ok, 100))(obs, valid)
+    x = features.reshape(-1, features.shape[-1])
+    xtx, xty = x.T @ x, x.T @ returns.reshape(-1)
+    for reg in 1e-5 * 10.0 ** np.arange(5):  # the plain normal-equation solves all fail
+        assert not np.all(np.isfinite(np.asarray(jnp.linalg.solve(xtx + reg * jnp.eye(x.shape[1]), xty))))
+    weights = fit_linear_baseline(features, returns, valid)
     assert np.all(np.isfinite(np.asarray(weights)))
+    y = np.asarray(returns, np.float64).reshape(-1)
+    x64 = np.asarray(x, np.float64)
+    best = np.linalg.lstsq(x64, y, rcond=None)[0]
+    ours = np.mean((np.asarray(linear_baseline_values(weights, features), np.float64).reshape(-1) - y) ** 2)
+    assert ours <= np.mean((x64 @ best - y) ** 2) + 1e-3 * np.mean(y**2)
 
 
 def test_cg_residual_gives_the_product_without_another_matvec():

@@ -188,8 +188,9 @@ def train(
             if bad is not None or not _finite(new_state.params):
                 where = f"update {done_updates + 1 + bad[0]}, seed {bad[1]}" if bad else f"updates {done_updates + 1}-{done_updates + n}"
                 message = (f"loss or parameters became NaN/inf at {where}; the last good checkpoint "
-                           f"(update {done_updates}) is kept in {ckpt_path}; lower learning_rate or "
-                           f"max_grad_norm and start a new run")
+                           f"(update {done_updates}) is kept in {ckpt_path}; lower the step sizes "
+                           f"({getattr(trainer, 'step_size_options', 'learning_rate or max_grad_norm')}) "
+                           f"and start a new run")
                 _write_status(run_dir, "diverged", done_updates, trainer, train_wall, compile_s, message)
                 raise TrainingDiverged(message)
             state = new_state

@@ -217,9 +217,13 @@ def fit_linear_baseline(features: jax.Array, returns: jax.Array, valid: jax.Arra
     """Ridge least-squares weights of the linear baseline over all valid steps of a batch.
 
     Solves (X^T X + reg I) w = X^T y over the valid steps (rllab's LinearFeatureBaseline, fitted
-    per task on that task's own episodes). Like rllab, if the solution is not finite it retries
-    with reg * 10, up to 5 regularisations in all; here all 5 are solved at once (vmapped) and the
-    first finite one is kept (the last one if none is).
+    per task on that task's own episodes) by least squares through an SVD, as rllab's `lstsq`:
+    directions of X^T X whose singular values are below float precision are dropped rather than
+    inverted. They occur in practice: a policy that runs in a straight line at full speed makes
+    its positions exact multiples of the time feature, the normal equations are singular, and a
+    plain solve returns inf/NaN weights (and NaN advantages) at any of rllab's ridge values.
+    Like rllab, a non-finite solution is retried with reg * 10, up to 5 regularisations (solved
+    at once, vmapped; the first finite one is kept); if none is finite the baseline is 0.
 
     Args:
       features: [..., T, F] features from `linear_baseline_features`.
@@ -238,10 +242,9 @@ def fit_linear_baseline(features: jax.Array, returns: jax.Array, valid: jax.Arra
     xtx, xty = x.T @ x, x.T @ y
     eye = jnp.eye(n_features, dtype=xtx.dtype)
     regs = reg_coeff * 10.0 ** jnp.arange(5, dtype=xtx.dtype)
-    weights = jax.vmap(lambda reg: jnp.linalg.solve(xtx + reg * eye, xty))(regs)  # [5, F]
+    weights = jax.vmap(lambda reg: jnp.linalg.lstsq(xtx + reg * eye, xty)[0])(regs)  # [5, F]
     finite = jnp.all(jnp.isfinite(weights), axis=-1)
-    pick = jnp.where(jnp.any(finite), jnp.argmax(finite), len(regs) - 1)
-    return weights[pick]
+    return jnp.where(jnp.any(finite), weights[jnp.argmax(finite)], 0.0)
 
 
 def linear_baseline_values(weights: jax.Array, features: jax.Array) -> jax.Array:

@@ -65,6 +65,7 @@ class Train(NamedTuple):
     progress_metric: str = "return_after"  # the metric the progress bar shows
     internals: Any = None  # the meta-iteration's stages as pure functions (for profiling)
     trained_params: Any = None  # TrainState -> the params the evaluation agent runs
+    step_size_options: str = "inner_lr, max_kl or outer_lr"  # named when a run diverges
 
 
 def _sizes(family: TaskFamily) -> tuple[int, int]:
