@@ -261,6 +261,9 @@ def test_evaluate_reports_returns_after_each_inner_step(maml_run, tmp_path):
     per_episode = np.array([e["mean"] for e in summary["per_episode_return"]])
     np.testing.assert_allclose([s["mean"] for s in steps], per_episode.reshape(4, 40).mean(1), rtol=1e-6)
     assert main(["evaluate", "--agent", str(run_dir), "--num-tasks", "4", "--episodes", "50"]) == 2
+    # --task without --episodes: the run of that family gives its trial length
+    assert main(["compare", "--task", "point-navigation:variant=sparse", "--agent", str(run_dir), "--agent", "oracle",
+                 "--num-tasks", "4"]) == 0
 
 
 @pytest.mark.parametrize("inner_steps", [1, 2])

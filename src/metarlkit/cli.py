@@ -242,6 +242,17 @@ def _run_agents(specs: Sequence[str], args):
             raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
         first = next(iter(runs.values()))
         task, episodes = first.info["task"], episodes or first.num_episodes
+    elif episodes is None and runs:  # --task without --episodes: a run of the same family gives its trial length
+        from metarlkit import tasks as task_registry
+        from metarlkit.specs import SpecError
+
+        try:
+            given = task_registry.from_spec(task)
+        except (SpecError, ValueError):
+            given = None  # reported below by _family_and_episodes
+        same = [r for r in runs.values() if given is not None and r.family.name == given.name]
+        if same:
+            episodes = same[0].num_episodes
     family, episodes = _family_and_episodes(task, episodes)
     if getattr(args, "actions", 0) and family.continuous:
         raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
