@@ -15,3 +15,34 @@ def finish(rows: list[dict], json_path: str | None, **setting) -> None:
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
+
+
+def best_time(compiled, args, repeats: int) -> float:
+    """Best wall seconds of `repeats` calls of a compiled function (after one warm-up call): on a
+    shared machine the best is the least disturbed run."""
+    import time
+
+    jax.block_until_ready(compiled(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_chunks(run_chunk, state, num: int, repeats: int):
+    """Compiles `run_chunk(state, num)` (a training chunk that donates its state) and times
+    `repeats` calls, threading the state through. Returns (compile s, best s, state, metrics)."""
+    import time
+
+    start = time.perf_counter()
+    chunk = run_chunk.lower(state, num).compile()
+    compile_s = time.perf_counter() - start
+    best, metrics = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = chunk(state)
+        jax.block_until_ready(metrics)
+        best = min(best, time.perf_counter() - start)
+    return compile_s, best, state, metrics

@@ -13,12 +13,11 @@ the last chunk's accepted step fraction and returns before and after adaptation.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _report import finish
+from _report import best_time, finish, time_chunks
 
 from metarlkit import tasks
 from metarlkit.algos import maml
@@ -41,15 +40,7 @@ def main():
     train = maml.make_train(config, family)
     init, run_chunk = maml.seeded(train)
     state = init(jnp.stack([jax.random.PRNGKey(0)]))
-    start = time.perf_counter()
-    chunk = run_chunk.lower(state, args.iterations).compile()
-    compile_s = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        state, metrics = chunk(state)
-        jax.block_until_ready(metrics)
-        best = min(best, time.perf_counter() - start)
+    compile_s, best, state, metrics = time_chunks(run_chunk, state, args.iterations, args.repeats)
     last = {k: float(np.asarray(v)[-1, 0]) for k, v in metrics.items()}
     row = {"overrides": overrides, "compile_s": round(compile_s, 2), "s_per_iteration": round(best / args.iterations, 3),
            "step_fraction": last["step_fraction"], "return_before": last["return_before"],
@@ -77,13 +68,7 @@ def profile(train, params, config, repeats):
         if name:
             cost = compiled.cost_analysis()
             flops[name] = (cost[0] if isinstance(cost, list) else cost or {}).get("flops", float("nan"))
-        jax.block_until_ready(compiled(*args))
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            jax.block_until_ready(compiled(*args))
-            best = min(best, time.perf_counter() - start)
-        return best
+        return best_time(compiled, args, repeats)
 
     key = jax.random.PRNGKey(1)
     inner, outer, _, _ = jax.jit(pieces["collect"])(params, key)
@@ -96,9 +81,8 @@ def profile(train, params, config, repeats):
             v = fvp(v)
         return loss, grad, v
 
-    def objective_once(p):
-        _, _, _, filled = losses.outer_gradient_and_fvp(p, data, lrs, **common)
-        return pieces["objective"](p, filled)
+    # the line search evaluates the objective with the old policy already known
+    filled = jax.jit(lambda p: losses.outer_gradient_and_fvp(p, data, lrs, **common)[3])(params)
 
     stages = {
         "rollout and advantages (collect)": timed(pieces["collect"], params, key, name="collect"),
@@ -109,8 +93,7 @@ def profile(train, params, config, repeats):
     gflop = {"rollout and advantages (collect)": flops["collect"] / 1e9,
              "linearise, loss and gradient": flops["linearise"] / 1e9,
              "one KL-Hessian product": (flops["products"] - flops["linearise"]) / config.cg_iterations / 1e9}
-    stages["one line-search evaluation"] = timed(objective_once, params) - timed(
-        lambda p: losses.outer_gradient_and_fvp(p, data, lrs, **common)[3].old_logp, params)
+    stages["one line-search evaluation"] = timed(pieces["objective"], params, filled)
     for name, seconds in stages.items():
         g = gflop.get(name)
         rate = f" {g:7.2f} GFLOP (XLA's count), {g / seconds:5.1f} GFLOP/s" if g is not None else ""

@@ -15,11 +15,10 @@ update x steps per trial.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
-from _report import finish
+from _report import finish, time_chunks
 
 from metarlkit import tasks
 from metarlkit.algos import rl2
@@ -45,15 +44,7 @@ def main():
             train = rl2.make_train(config, family, args.episodes)
             init, run_chunk = rl2.seeded(train)
             state = init(jnp.stack([jax.random.PRNGKey(0)]))
-            start = time.perf_counter()
-            chunk = run_chunk.lower(state, args.updates).compile()
-            compile_s = time.perf_counter() - start
-            best = float("inf")
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                state, metrics = chunk(state)
-                jax.block_until_ready(metrics)
-                best = min(best, time.perf_counter() - start)
+            compile_s, best, state, _ = time_chunks(run_chunk, state, args.updates, args.repeats)
             steps = args.updates * train.steps_per_update
             row = {"core": core, "hidden": size, "compile_s": round(compile_s, 2),
                    "s_per_update": round(best / args.updates, 3), "env_steps_per_s": round(steps / best)}

@@ -16,7 +16,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _report import finish
+from _report import best_time, finish
 
 from metarlkit.baselines import sampling
 
@@ -25,13 +25,7 @@ def bench(fn, args, repeats):
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - start)
-    return compile_s, best
+    return compile_s, best_time(compiled, args, repeats)
 
 
 def main():
