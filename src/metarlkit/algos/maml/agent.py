@@ -36,10 +36,28 @@ def record(state: MAMLState) -> jax.Array:
     return state.last_obs
 
 
+def env_action(u: jax.Array, bounds: tuple | None) -> jax.Array:
+    """The environment's action for the policy's `u`: the identity, or with `bounds` = (low, high)
+    the affine map of [-1, 1] onto the box (rllab's `normalize`; the environment still clips)."""
+    if bounds is None:
+        return u
+    low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
+    return low + (u + 1.0) * (0.5 * (high - low))
+
+
+def policy_action(action: jax.Array, bounds: tuple | None) -> jax.Array:
+    """The policy's own action behind an environment action (the inverse of `env_action`): what
+    its log-probabilities, and so every loss, are taken on."""
+    if bounds is None:
+        return action
+    low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
+    return (action - low) / (0.5 * (high - low)) - 1.0
+
+
 @functools.lru_cache(maxsize=64)
 def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, activation: str,
                trajectories: int, inner_lrs: tuple[float, ...], inner_estimator: str, gamma: float,
-               gae_lambda: float) -> AdaptiveAgent:
+               gae_lambda: float, action_bounds: tuple | None = None) -> AdaptiveAgent:
     """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict).
 
     Args:
@@ -47,6 +65,8 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
       trajectories: episodes per round (per inner step).
       inner_lrs: step size of inner step 1, 2, ...; steps after the last use the last.
       inner_estimator, gamma, gae_lambda: the inner step (see `losses.inner_loss`, `losses.process`).
+      action_bounds: continuous actions in policy units: the policy's [-1, 1] is mapped onto this
+        (low, high) box (`env_action`); None: the policy's action is the environment's.
 
     Cached, so every agent of one configuration shares compiled evaluation programs.
     """
@@ -75,14 +95,14 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
         del params
         obs = jnp.ravel(obs).astype(jnp.float32)
         action = mlp_policy(state.policy, obs, activation).sample(key)
-        return action, state._replace(last_obs=obs)
+        return env_action(action, action_bounds), state._replace(last_obs=obs)
 
     def observe(params, state, transition):
         del params
         t = jnp.minimum(state.t, horizon - 1)
         return state._replace(
             obs=state.obs.at[t].set(jnp.ravel(transition.obs).astype(jnp.float32)),
-            action=state.action.at[t].set(transition.action.astype(action_dtype)),
+            action=state.action.at[t].set(policy_action(transition.action, action_bounds).astype(action_dtype)),
             reward=state.reward.at[t].set(transition.reward.astype(jnp.float32)),
             valid=state.valid.at[t].set(True),
             t=state.t + 1,

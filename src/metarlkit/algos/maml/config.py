@@ -23,7 +23,13 @@ class MAMLConfig:
     activation: str = "tanh"
     """Hidden activation: 'tanh' (the standard configuration) or 'relu' (the MAML paper)."""
     init_log_std: float = 0.0
-    """Initial log standard deviation of the Gaussian policy (continuous actions), in action units."""
+    """Initial log standard deviation of the Gaussian policy (continuous actions), in the policy's
+    action units (see normalize_actions)."""
+    normalize_actions: bool = False
+    """Continuous actions: the policy acts in units whose [-1, 1] is mapped linearly onto the family's
+    action box (rllab's `normalize`, which the MAML paper's own code wraps 2D navigation in: a
+    standard deviation of 1 is then the box's half-width, 0.1). Off: the policy's action is the
+    environment's (pytorch-maml-rl; a standard deviation of 1 is ten times the velocity clip)."""
     inner_lr: float = 0.1
     """Step size alpha of the first inner policy-gradient step."""
     inner_lr_later: float = 0.0

@@ -25,11 +25,12 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from metarlkit.algos.common import chunking
 from metarlkit.algos.maml import losses
-from metarlkit.algos.maml.agent import make_agent, record
+from metarlkit.algos.maml.agent import make_agent, policy_action, record
 from metarlkit.algos.maml.config import MAMLConfig
 from metarlkit.nets.mlp import init_mlp_policy
 from metarlkit.rl.optim import trpo_step
@@ -88,7 +89,17 @@ def agent_args(config: MAMLConfig, family: TaskFamily, trajectories: int, steps:
         "inner_estimator": config.inner_estimator,
         "gamma": config.gamma,
         "gae_lambda": config.gae_lambda,
+        "action_bounds": action_bounds(config, family),
     }
+
+
+def action_bounds(config: MAMLConfig, family: TaskFamily) -> tuple | None:
+    """The box the policy's [-1, 1] is mapped onto (`normalize_actions`): (low, high), each a tuple
+    of floats per action dimension (hashable: agents are cached by their arguments)."""
+    if not (config.normalize_actions and family.continuous):
+        return None
+    size = family.action_size
+    return tuple(tuple(np.broadcast_to(np.asarray(b, np.float64), (size,)).tolist()) for b in family.action_bounds)
 
 
 def default_episodes() -> int:
@@ -124,6 +135,7 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     K, P, M, H = config.inner_steps, config.trajectories, config.meta_batch, family.horizon
     rounds = K + 1
     lrs = config.inner_lrs()
+    bounds = action_bounds(config, family)
     train_agent = make_agent(**agent_args(config, family, P, K))
     eval_args = agent_args(config, family, config.eval_trajectories, max(1, num_episodes // config.eval_trajectories - 1))
     eval_agent = make_agent(**eval_args)
@@ -151,7 +163,8 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
 
         rec = jax.vmap(one)(tasks, jax.random.split(key_env, M), jax.random.split(key_agent, M))
         split = lambda x: x.reshape((M, rounds, P) + x.shape[2:])  # noqa: E731
-        episodes = losses.Episodes(split(rec.extras), split(rec.action), split(rec.reward), split(rec.valid))
+        actions = policy_action(rec.action, bounds)  # what the agent's own inner steps used
+        episodes = losses.Episodes(split(rec.extras), split(actions), split(rec.reward), split(rec.valid))
         processed = jax.vmap(jax.vmap(lambda e: losses.process(e, config.gamma, config.gae_lambda)))(episodes)
         inner = jax.tree_util.tree_map(lambda x: x[:, :K], processed)
         outer = jax.tree_util.tree_map(lambda x: x[:, K], processed)
