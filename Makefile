@@ -29,11 +29,14 @@ demo: $(STAMP)
 	$(BIN)/metarlkit plot $(DEMO_DIR)/rl2-k5-n100 --num-tasks 1000 --baselines gittins,ts,ucb1,greedy,random \
 		--out $(DEMO_DIR)/rl2-k5-n100.png
 
+# Test files run in TEST_JOBS worker processes (pytest-xdist), each file's tests in one worker so
+# module fixtures (compiled programs, trained runs) are built once.
+TEST_JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m ''
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m ''
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluation_throughput.py
