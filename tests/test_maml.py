@@ -389,29 +389,33 @@ def test_reproduce_adds_a_maml_column_beside_snails_number(tmp_path, capsys):
 def test_normalized_actions_map_the_policy_box_onto_the_family_box():
     """With `normalize_actions` the policy acts in [-1, 1] units scaled onto the velocity box: a
     zero-mean, unit-std policy moves with a standard deviation of 0.1 (the box's half-width), and
-    the learner sees the policy's own actions (the inverse map), so one training step runs on
-    the same data the agent's inner step used."""
+    the learner records the policy's own actions, the ones the environment got scaled."""
     import dataclasses
 
-    from metarlkit.algos.maml.agent import env_action, policy_action
+    from metarlkit.algos.maml.agent import env_action, record
+    from metarlkit.trial import run_trial
 
     family = _family()
     config = dataclasses.replace(TINY, normalize_actions=True, seeds=1)
     bounds = maml.train.action_bounds(config, family)
     assert bounds == ((-0.1, -0.1), (0.1, 0.1))
     assert maml.train.action_bounds(TINY, family) is None
-    u = jax.random.normal(jax.random.PRNGKey(3), (2000, 2))
-    np.testing.assert_allclose(policy_action(env_action(u, bounds), bounds), u, atol=1e-5)
-    assert float(jnp.std(env_action(u, bounds))) == pytest.approx(0.1, rel=0.05)
 
     train = maml.make_train(config, family)
     params = init_mlp_policy(jax.random.PRNGKey(0), 2, (8,), 2, continuous=True)
-    params = jax.tree_util.tree_map(jnp.zeros_like, params)  # mean 0, std 1 in policy units
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)  # mean 0, std 1 in policy units
     agent = train.train_agent
-    state = agent.init(params, None, config.trajectories)
+    state = agent.init(zero, None, config.trajectories)
     keys = jax.random.split(jax.random.PRNGKey(1), 2000)
-    actions = jax.vmap(lambda k: agent.act(params, state, jnp.zeros(2), k)[0])(keys)
+    actions = jax.vmap(lambda k: agent.act(zero, state, jnp.zeros(2), k)[0])(keys)
     assert float(jnp.std(actions)) == pytest.approx(0.1, rel=0.05)
+
+    task = family.sample_task(jax.random.PRNGKey(2))
+    rec = run_trial(family, agent, params, task, jax.random.PRNGKey(3), jax.random.PRNGKey(4),
+                    2 * config.trajectories, record=record)
+    _, policy_actions = rec.extras
+    np.testing.assert_array_equal(env_action(policy_actions, bounds), rec.action)
+    assert float(jnp.max(jnp.abs(policy_actions))) > 0.5  # policy units, not the 0.1-wide box
 
     init, run_chunk = maml.seeded(train)
     _, metrics = run_chunk(init(jax.random.PRNGKey(0)[None]), 1)

@@ -30,10 +30,12 @@ class MAMLState(NamedTuple):
     valid: jax.Array  # [H] bool
     t: jax.Array  # int32, steps of this episode so far
     last_obs: jax.Array  # [O] the observation of the last `act` (the learner records it)
+    last_action: jax.Array  # the policy's own action at the last `act` (before `env_action`)
 
 
-def record(state: MAMLState) -> jax.Array:
-    return state.last_obs
+def record(state: MAMLState) -> tuple[jax.Array, jax.Array]:
+    """What the learner records per step: (observation, the policy's own action)."""
+    return state.last_obs, state.last_action
 
 
 def env_action(u: jax.Array, bounds: tuple | None) -> jax.Array:
@@ -43,15 +45,6 @@ def env_action(u: jax.Array, bounds: tuple | None) -> jax.Array:
         return u
     low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
     return low + (u + 1.0) * (0.5 * (high - low))
-
-
-def policy_action(action: jax.Array, bounds: tuple | None) -> jax.Array:
-    """The policy's own action behind an environment action (the inverse of `env_action`): what
-    its log-probabilities, and so every loss, are taken on."""
-    if bounds is None:
-        return action
-    low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
-    return (action - low) / (0.5 * (high - low)) - 1.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -85,6 +78,7 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
             valid=jnp.zeros((horizon,), bool),
             t=jnp.int32(0),
             last_obs=jnp.zeros((obs_size,), jnp.float32),
+            last_action=jnp.zeros(action_shape, action_dtype),
         )
 
     def init(params, key, num_episodes):
@@ -95,14 +89,14 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
         del params
         obs = jnp.ravel(obs).astype(jnp.float32)
         action = mlp_policy(state.policy, obs, activation).sample(key)
-        return env_action(action, action_bounds), state._replace(last_obs=obs)
+        return env_action(action, action_bounds), state._replace(last_obs=obs, last_action=action.astype(action_dtype))
 
     def observe(params, state, transition):
         del params
         t = jnp.minimum(state.t, horizon - 1)
         return state._replace(
             obs=state.obs.at[t].set(jnp.ravel(transition.obs).astype(jnp.float32)),
-            action=state.action.at[t].set(policy_action(transition.action, action_bounds).astype(action_dtype)),
+            action=state.action.at[t].set(state.last_action),  # the policy's own, not the env's
             reward=state.reward.at[t].set(transition.reward.astype(jnp.float32)),
             valid=state.valid.at[t].set(True),
             t=state.t + 1,

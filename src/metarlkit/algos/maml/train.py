@@ -30,7 +30,7 @@ import optax
 
 from metarlkit.algos.common import chunking
 from metarlkit.algos.maml import losses
-from metarlkit.algos.maml.agent import make_agent, policy_action, record
+from metarlkit.algos.maml.agent import make_agent, record
 from metarlkit.algos.maml.config import MAMLConfig
 from metarlkit.nets.mlp import init_mlp_policy
 from metarlkit.rl.optim import trpo_step
@@ -135,7 +135,6 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     K, P, M, H = config.inner_steps, config.trajectories, config.meta_batch, family.horizon
     rounds = K + 1
     lrs = config.inner_lrs()
-    bounds = action_bounds(config, family)
     train_agent = make_agent(**agent_args(config, family, P, K))
     eval_args = agent_args(config, family, config.eval_trajectories, max(1, num_episodes // config.eval_trajectories - 1))
     eval_agent = make_agent(**eval_args)
@@ -163,8 +162,8 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
 
         rec = jax.vmap(one)(tasks, jax.random.split(key_env, M), jax.random.split(key_agent, M))
         split = lambda x: x.reshape((M, rounds, P) + x.shape[2:])  # noqa: E731
-        actions = policy_action(rec.action, bounds)  # what the agent's own inner steps used
-        episodes = losses.Episodes(split(rec.extras), split(actions), split(rec.reward), split(rec.valid))
+        obs, actions = rec.extras  # the policy's own actions, which the agent's inner steps used
+        episodes = losses.Episodes(split(obs), split(actions), split(rec.reward), split(rec.valid))
         processed = jax.vmap(jax.vmap(lambda e: losses.process(e, config.gamma, config.gae_lambda)))(episodes)
         inner = jax.tree_util.tree_map(lambda x: x[:, :K], processed)
         outer = jax.tree_util.tree_map(lambda x: x[:, K], processed)
