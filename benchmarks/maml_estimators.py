@@ -77,7 +77,7 @@ def estimate(params, key, batch, estimator):
     key_pre, key_post = jax.random.split(key)
     pre = processed(sample_actions(params, key_pre, batch))
     inner = jax.tree_util.tree_map(lambda x: x[None], pre)
-    kw = {"estimator": estimator, "activation": "tanh", "gamma": 1.0, "first_order": False}
+    kw = {"estimator": estimator, "activation": "tanh", "gamma": 1.0, "weighting": "step", "first_order": False}
     phi = losses.adapt(params, inner, (ALPHA,), **kw)
     post = processed(sample_actions(jax.lax.stop_gradient(phi), key_post, batch))
     dist = jax.lax.stop_gradient(losses.distribution(phi, post.episodes.obs, "tanh"))

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 
 N, H, OBS, ACT = 3, 5, 2, 2
 GAMMA = 0.9
+WEIGHTING = "step"  # the synthetic episodes end early, so the two weightings differ on them
 
 
 def _episodes(key, continuous=True):
@@ -40,7 +41,8 @@ def _data(key, inner_steps=1, estimator="vpg", lrs=(0.5,)):
     batches = [losses.process(_episodes(k), GAMMA, 0.95) for k in k_eps]
     inner = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *batches[:-1])
     outer = batches[-1]
-    phi = losses.adapt(theta, inner, lrs, estimator=estimator, activation="tanh", gamma=GAMMA, first_order=False)
+    phi = losses.adapt(theta, inner, lrs, estimator=estimator, activation="tanh", gamma=GAMMA, weighting=WEIGHTING,
+                       first_order=False)
     dist = losses.distribution(phi, outer.episodes.obs, "tanh")
     data = losses.OuterData(inner, outer, dist, losses.log_prob(dist, outer.episodes.action))
     return theta, data
@@ -65,7 +67,7 @@ def test_meta_gradient_matches_finite_differences():
         @jax.jit
         def f(p):
             return losses.surrogate(p, data, lrs, estimator=estimator, activation="tanh", gamma=GAMMA,
-                                    first_order=False)[0]
+                                    weighting=WEIGHTING, first_order=False)[0]
 
         grad = jax.jit(jax.grad(f))(theta)
         flat_grad, unravel = jax.flatten_util.ravel_pytree(grad)
@@ -85,12 +87,12 @@ def test_first_order_is_the_stop_gradient_rule():
     the second-order one differs."""
     lrs = (0.5,)
     theta, data = _data(jax.random.PRNGKey(1))
-    kw = {"estimator": "vpg", "activation": "tanh", "gamma": GAMMA}
+    kw = {"estimator": "vpg", "activation": "tanh", "gamma": GAMMA, "weighting": WEIGHTING}
 
     def outer_at(phi):
         ep = data.outer.episodes
         ratio = jnp.exp(losses.log_prob(losses.distribution(phi, ep.obs, "tanh"), ep.action) - data.old_logp)
-        return -losses.episode_mean(ratio * data.outer.advantage, ep.valid)
+        return -losses.step_mean(ratio * data.outer.advantage, ep.valid, WEIGHTING)
 
     @jax.jit
     def gradients(theta):
@@ -109,11 +111,12 @@ def test_first_order_is_the_stop_gradient_rule():
 
 def test_inner_estimators_share_the_first_derivative_not_the_second():
     """LVC's gradient is VPG's exactly; DiCE's is the score-function gradient
-    sum_t gamma^t grad log pi_t (G_t - b_t) / s (per-episode mean); their Hessians differ."""
+    sum_t gamma^t grad log pi_t (G_t - b_t) / s (mean over the valid steps); their Hessians differ."""
     theta, data = _data(jax.random.PRNGKey(2))
     batch = jax.tree_util.tree_map(lambda x: x[0], data.inner)
     ep = batch.episodes
-    grads = {e: jax.grad(lambda p, e=e: losses.inner_loss(p, batch, estimator=e, activation="tanh", gamma=GAMMA))(theta)
+    grads = {e: jax.grad(lambda p, e=e: losses.inner_loss(p, batch, estimator=e, activation="tanh", gamma=GAMMA,
+                                                               weighting=WEIGHTING))(theta)
              for e in ("vpg", "lvc", "dice")}
     for name in theta:
         np.testing.assert_allclose(grads["lvc"][name], grads["vpg"][name], rtol=1e-5, atol=1e-7)
@@ -125,7 +128,7 @@ def test_inner_estimators_share_the_first_derivative_not_the_second():
     for t in reversed(range(H)):
         G[:, t] = r[:, t] + (GAMMA * G[:, t + 1] if t + 1 < H else 0.0)
     weights = (GAMMA ** np.arange(H)) * (G - np.asarray(batch.baseline)) / float(batch.scale) * mask
-    weights = weights / mask.sum(-1, keepdims=True) / N
+    weights = weights / mask.sum()  # WEIGHTING 'step': every valid step weighs the same
 
     def score(p):
         logp = losses.log_prob(losses.distribution(p, ep.obs, "tanh"), ep.action)
@@ -138,7 +141,8 @@ def test_inner_estimators_share_the_first_derivative_not_the_second():
     v = jax.tree_util.tree_map(jnp.ones_like, theta)
 
     def hvp(e):
-        g = lambda p: jax.grad(lambda q: losses.inner_loss(q, batch, estimator=e, activation="tanh", gamma=GAMMA))(p)  # noqa: E731
+        g = lambda p: jax.grad(lambda q: losses.inner_loss(q, batch, estimator=e, activation="tanh",  # noqa: E731
+                                                           gamma=GAMMA, weighting=WEIGHTING))(p)
         return jax.flatten_util.ravel_pytree(jax.jvp(g, (theta,), (v,))[1])[0]
 
     assert float(jnp.max(jnp.abs(hvp("vpg") - hvp("lvc")))) > 1e-4
@@ -151,6 +155,19 @@ def test_mlp_policy_heads():
     assert dist.mean.shape == (5, 2) and np.allclose(dist.log_std, -1.0)
     cat = init_mlp_policy(key, 3, (8,), 4, continuous=False)
     assert mlp_policy(cat, jnp.zeros((3,))).logits.shape == (4,)
+
+
+def test_step_mean_weights_steps_or_episodes():
+    """'step' weighs every valid step alike; 'episode' gives an episode that ended after one step
+    the weight of a whole episode in that step. They agree when every episode runs to the end."""
+    x = jnp.array([[1.0, 1.0, 1.0, 1.0], [9.0, 0.0, 0.0, 0.0]])
+    ended = jnp.array([[True] * 4, [True, False, False, False]])
+    np.testing.assert_allclose(losses.step_mean(x, ended, "step"), 13.0 / 5.0)
+    np.testing.assert_allclose(losses.step_mean(x, ended, "episode"), (1.0 + 9.0) / 2.0)
+    full = jnp.ones_like(ended)
+    np.testing.assert_allclose(losses.step_mean(x, full, "step"), losses.step_mean(x, full, "episode"))
+    with pytest.raises(ValueError, match="weighting"):
+        losses.step_mean(x, full, "task")
 
 
 def test_dice_hessian_is_unbiased_and_lvc_is_not():
@@ -188,7 +205,8 @@ def test_dice_hessian_is_unbiased_and_lvc_is_not():
         total = 0.0
         for seq in sequences:
             loss = lambda f, d=processed(seq): losses.inner_loss(unravel(f), d, estimator=estimator,  # noqa: E731
-                                                                  activation="tanh", gamma=gamma)
+                                                                  activation="tanh", gamma=gamma,
+                                                                  weighting=WEIGHTING)
             total = total + jax.lax.stop_gradient(probability(theta, seq)) * jax.hessian(loss)(flat)
         return total
 
@@ -281,7 +299,7 @@ def _gauss_newton_equals_autodiff(inner_steps):
     pieces = [_as64(_data(jax.random.PRNGKey(k), inner_steps, "vpg", lrs)) for k in (6, 7)]
     theta = jax.tree_util.tree_map(jnp.asarray, pieces[0][0])
     data = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[d for _, d in pieces])
-    kw = {"estimator": "vpg", "activation": "tanh", "gamma": GAMMA, "first_order": False}
+    kw = {"estimator": "vpg", "activation": "tanh", "gamma": GAMMA, "weighting": WEIGHTING, "first_order": False}
 
     def old_policy(inner, outer):  # each task's adapted policy at the shared theta
         dist = losses.distribution(losses.adapt(theta, inner, lrs, **kw), outer.episodes.obs, "tanh")
@@ -323,18 +341,18 @@ def test_emaml_term_is_the_score_function_of_the_pre_update_episodes():
     post = jnp.array([-3.0, 1.0])
     pre = jax.jit(losses.pre_update, static_argnums=3)(theta, episodes, post, "tanh")
     np.testing.assert_allclose(pre.task_advantage, [-1.0, 1.0], rtol=1e-5)
-    value, grad = jax.jit(jax.value_and_grad(lambda p: losses.pre_update_terms(p, pre, "tanh")[1]))(theta)
+    value, grad = jax.jit(jax.value_and_grad(lambda p: losses.pre_update_terms(p, pre, "tanh", WEIGHTING)[1]))(theta)
     assert abs(float(value)) < 1e-6
 
     def score(p):
         logp = jax.vmap(losses.log_prob)(losses.distribution(p, episodes.obs, "tanh"), episodes.action)
-        per_task = jax.vmap(losses.episode_mean)(logp, episodes.valid)
+        per_task = jax.vmap(lambda x, ok: losses.step_mean(x, ok, WEIGHTING))(logp, episodes.valid)
         return -jnp.mean(pre.task_advantage * per_task)
 
     expected = jax.jit(jax.grad(score))(theta)
     for name in theta:
         np.testing.assert_allclose(grad[name], expected[name], rtol=1e-4, atol=1e-6)
-    kl = losses.pre_update_terms(theta, pre, "tanh")[0]
+    kl = losses.pre_update_terms(theta, pre, "tanh", WEIGHTING)[0]
     assert abs(float(kl)) < 1e-6  # no KL at the old theta
 
 

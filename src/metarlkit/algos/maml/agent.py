@@ -50,7 +50,7 @@ def env_action(u: jax.Array, bounds: tuple | None) -> jax.Array:
 @functools.lru_cache(maxsize=64)
 def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, activation: str,
                trajectories: int, inner_lrs: tuple[float, ...], inner_estimator: str, gamma: float,
-               gae_lambda: float, action_bounds: tuple | None = None) -> AdaptiveAgent:
+               gae_lambda: float, action_bounds: tuple | None = None, weighting: str = "episode") -> AdaptiveAgent:
     """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict).
 
     Args:
@@ -60,13 +60,16 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
       inner_estimator, gamma, gae_lambda: the inner step (see `losses.inner_loss`, `losses.process`).
       action_bounds: continuous actions in policy units: the policy's [-1, 1] is mapped onto this
         (low, high) box (`env_action`); None: the policy's action is the environment's.
+      weighting: the inner loss's mean over steps (`losses.step_mean`); 'episode' for run
+        directories saved before the option existed.
 
     Cached, so every agent of one configuration shares compiled evaluation programs.
     """
     action_shape = (num_actions,) if continuous else ()
     action_dtype = jnp.float32 if continuous else jnp.int32
     lrs = jnp.asarray(inner_lrs, jnp.float32)
-    grad_fn = jax.grad(lambda p, d: inner_loss(p, d, estimator=inner_estimator, activation=activation, gamma=gamma))
+    grad_fn = jax.grad(lambda p, d: inner_loss(p, d, estimator=inner_estimator, activation=activation, gamma=gamma,
+                                               weighting=weighting))
 
     def empty_buffer(policy, steps_done):
         return MAMLState(

@@ -12,6 +12,7 @@ OUTER = ("trpo", "ppo")
 INNER_ESTIMATORS = ("vpg", "dice", "lvc")
 ACTIVATIONS = ("tanh", "relu")
 LINE_SEARCHES = ("sequential", "vmapped")
+WEIGHTINGS = ("step", "episode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,11 @@ class MAMLConfig:
     """Discount within an episode (MAML's episodes are the units of adaptation; each is terminal)."""
     gae_lambda: float = 1.0
     """GAE lambda over the linear feature baseline (1.0: Monte-Carlo returns minus the baseline)."""
+    weighting: str = "episode"
+    """How every loss averages over the steps of a batch: 'step' (each valid step weighs the same;
+    rllab, the MAML paper's code) or 'episode' (each episode's mean, then the mean over episodes;
+    pytorch-maml-rl). They differ when episodes end early: with 'episode', an episode that reaches
+    the goal in a few steps gets a whole episode's weight in those steps."""
     keep_best: bool = False
     """Evaluate the theta of the meta-iteration whose training tasks had the best post-adaptation
     return (Finn et al. keep the best iteration), not the last one."""
@@ -107,7 +113,7 @@ class MAMLConfig:
                                         for h in self.hidden_sizes):
             fail(f"hidden_sizes must be one or more whole numbers >= 1, got {self.hidden_sizes!r}")
         for name, allowed in (("activation", ACTIVATIONS), ("outer", OUTER), ("inner_estimator", INNER_ESTIMATORS),
-                              ("line_search", LINE_SEARCHES)):
+                              ("line_search", LINE_SEARCHES), ("weighting", WEIGHTINGS)):
             if getattr(self, name) not in allowed:
                 fail(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("inner_steps", "trajectories", "eval_trajectories", "meta_batch", "meta_iterations", "cg_iterations",
@@ -142,6 +148,13 @@ PRESETS: dict[str, dict] = {
     # step and 0.05 after, meta-batch 20, keep the best iteration (by the training tasks' return).
     "paper": {"hidden_sizes": (100, 100), "activation": "relu", "inner_lr": 0.1, "inner_lr_later": 0.05,
               "keep_best": True},
+    # What the MAML paper's published code ran for 2D navigation (cbfinn/maml_rl,
+    # maml_trpo_point.py and test_maml_point.py): the paper preset with actions normalised onto the
+    # velocity box (rllab's `normalize`), inner step 0.5 in those units (0.25 for later steps, as the
+    # test script), rllab's step-weighted losses and 100 meta-iterations. One step: -11.71 on 500
+    # test goals (docs/maml.md), the paper's -11.68.
+    "paper-code": {"hidden_sizes": (100, 100), "activation": "relu", "keep_best": True, "normalize_actions": True,
+                   "inner_lr": 0.5, "inner_lr_later": 0.25, "weighting": "step", "meta_iterations": 100},
     # ProMP (Rothfuss et al. 2018): the LVC inner estimator; PPO's clipped outer objective (clip 0.3,
     # 5 Adam steps of 1e-3 per meta-iteration) with an adaptive KL penalty on the pre-update policy
     # (initial weight 5e-4, target 0.01).

@@ -2,8 +2,11 @@
 
 Shapes: one task's batch of episodes is [N, H] (N episodes of the family's horizon H; observations
 [N, H, O], actions [N, H] or [N, H, D]); a `valid` mask marks steps before an episode's end. Every
-mean over steps is `episode_mean`: the mean over each episode's valid steps, then over episodes
-(pytorch-maml-rl's weighting, so the standard configuration's step sizes mean the same here).
+mean over steps is `step_mean`, weighted by `weighting`: 'step' (every valid step of the batch
+weighs the same: rllab, the MAML paper's code) or 'episode' (the mean over each episode's valid
+steps, then over episodes: pytorch-maml-rl). They differ only when episodes end early, and there
+'episode' hands an episode that ends after a few steps (2D navigation: one that reaches the goal)
+the weight of a whole episode in those few steps.
 
 ATTENTION: unlike RL2, MAML's episodes are the units of adaptation and each one is terminal: returns
 and advantages stop at every episode's end. The inner step's data are fixed arrays; the meta-gradient
@@ -43,11 +46,20 @@ class Processed(NamedTuple):
     scale: jax.Array  # scalar, the advantages' standard deviation before normalising (DiCE)
 
 
-def episode_mean(x: jax.Array, valid: jax.Array) -> jax.Array:
-    """Mean over each episode's valid steps, then over episodes: [N, H] -> scalar."""
+WEIGHTINGS = ("step", "episode")
+
+
+def step_mean(x: jax.Array, valid: jax.Array, weighting: str) -> jax.Array:
+    """The mean of per-step terms over the valid steps, [N, H] -> scalar: 'step' weighs every valid
+    step the same; 'episode' takes each episode's mean over its valid steps, then the mean over
+    episodes."""
     valid = valid.astype(x.dtype)
-    per_episode = jnp.sum(x * valid, axis=-1) / jnp.maximum(jnp.sum(valid, axis=-1), 1.0)
-    return jnp.mean(per_episode)
+    if weighting == "step":
+        return jnp.sum(x * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+    if weighting == "episode":
+        per_episode = jnp.sum(x * valid, axis=-1) / jnp.maximum(jnp.sum(valid, axis=-1), 1.0)
+        return jnp.mean(per_episode)
+    raise ValueError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}")
 
 
 def process(episodes: Episodes, gamma: float, gae_lambda: float) -> Processed:
@@ -94,7 +106,7 @@ def _magic_box(x: jax.Array) -> jax.Array:
     return jnp.exp(x - jax.lax.stop_gradient(x))
 
 
-def inner_loss(params, data: Processed, *, estimator: str, activation: str, gamma: float) -> jax.Array:
+def inner_loss(params, data: Processed, *, estimator: str, activation: str, gamma: float, weighting: str) -> jax.Array:
     """The loss whose gradient is the inner policy-gradient step.
 
     All three have the same first derivative in expectation (the policy gradient); they differ in
@@ -113,9 +125,9 @@ def inner_loss(params, data: Processed, *, estimator: str, activation: str, gamm
     dist = distribution(params, ep.obs, activation)
     logp = log_prob(dist, ep.action)
     if estimator == "vpg":
-        return -episode_mean(logp * data.advantage, ep.valid)
+        return -step_mean(logp * data.advantage, ep.valid, weighting)
     if estimator == "lvc":
-        return -episode_mean(_magic_box(logp) * data.advantage, ep.valid)
+        return -step_mean(_magic_box(logp) * data.advantage, ep.valid, weighting)
     if estimator == "dice":
         mask = ep.valid.astype(logp.dtype)
         logp = logp * mask
@@ -123,13 +135,12 @@ def inner_loss(params, data: Processed, *, estimator: str, activation: str, gamm
         scale = jnp.maximum(data.scale, 1e-8)
         terms = discount * (_magic_box(jnp.cumsum(logp, axis=-1)) * ep.reward
                             + (1.0 - _magic_box(logp)) * data.baseline) / scale
-        per_episode = jnp.sum(terms * mask, axis=-1) / jnp.maximum(mask.sum(-1), 1.0)
-        return -jnp.mean(per_episode)
+        return -step_mean(terms, ep.valid, weighting)
     raise ValueError(f"unknown inner estimator {estimator!r}")
 
 
 def adapt(params, batches: Processed, lrs: tuple[float, ...], *, estimator: str, activation: str,
-          gamma: float, first_order: bool):
+          gamma: float, weighting: str, first_order: bool):
     """phi after len(lrs) inner steps: phi_k = phi_{k-1} - lrs[k] * grad L_inner(phi_{k-1}; batch k).
 
     Args:
@@ -139,7 +150,8 @@ def adapt(params, batches: Processed, lrs: tuple[float, ...], *, estimator: str,
       first_order: treat each inner gradient as a constant (first-order MAML): the meta-gradient
         is then the outer gradient at phi, carried back to theta unchanged.
     """
-    grad_fn = jax.grad(lambda p, d: inner_loss(p, d, estimator=estimator, activation=activation, gamma=gamma))
+    grad_fn = jax.grad(lambda p, d: inner_loss(p, d, estimator=estimator, activation=activation, gamma=gamma,
+                                               weighting=weighting))
     phi = params
     for k, lr in enumerate(lrs):
         batch = jax.tree_util.tree_map(lambda x: x[k], batches)
@@ -160,7 +172,7 @@ class OuterData(NamedTuple):
 
 
 def surrogate(params, data: OuterData, lrs: tuple[float, ...], *, estimator: str, activation: str,
-              gamma: float, first_order: bool, clip_eps: float | None = None) -> tuple[jax.Array, jax.Array]:
+              gamma: float, weighting: str, first_order: bool, clip_eps: float | None = None) -> tuple[jax.Array, jax.Array]:
     """(loss, KL) of one task at theta = `params`: the outer loss on the adapted policy phi(theta).
 
     loss = -mean(ratio A) (TRPO's surrogate), or PPO's clipped -mean(min(ratio A, clip(ratio) A))
@@ -168,7 +180,7 @@ def surrogate(params, data: OuterData, lrs: tuple[float, ...], *, estimator: str
     episodes; KL = mean KL(pi_phi_old || pi_phi) over the same steps.
     """
     phi = adapt(params, data.inner, lrs, estimator=estimator, activation=activation, gamma=gamma,
-                first_order=first_order)
+                weighting=weighting, first_order=first_order)
     ep = data.outer.episodes
     dist = distribution(phi, ep.obs, activation)
     ratio = jnp.exp(log_prob(dist, ep.action) - data.old_logp)
@@ -177,12 +189,12 @@ def surrogate(params, data: OuterData, lrs: tuple[float, ...], *, estimator: str
         objective = ratio * adv
     else:
         objective = jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
-    kl = episode_mean(kl_divergence(data.old_dist, dist), ep.valid)
-    return -episode_mean(objective, ep.valid), kl
+    kl = step_mean(kl_divergence(data.old_dist, dist), ep.valid, weighting)
+    return -step_mean(objective, ep.valid, weighting), kl
 
 
 def outer_gradient_and_fvp(params, data: OuterData, lrs: tuple[float, ...], *, estimator: str, activation: str,
-                           gamma: float, first_order: bool):
+                           gamma: float, weighting: str, first_order: bool):
     """TRPO's pieces at the old theta, over a batch of tasks (`data` with a leading task axis):
     (mean surrogate loss, its gradient, v -> the mean KL's Hessian times v, data). When
     `data.old_dist` is None the old adapted policy is taken from this computation (it is the
@@ -198,7 +210,8 @@ def outer_gradient_and_fvp(params, data: OuterData, lrs: tuple[float, ...], *, e
     """
     def phis_of(thetas):  # one copy of theta per task: the linear map is block-diagonal in tasks
         return jax.vmap(lambda theta, inner: adapt(theta, inner, lrs, estimator=estimator, activation=activation,
-                                                   gamma=gamma, first_order=first_order))(thetas, data.inner)
+                                                   gamma=gamma, weighting=weighting,
+                                                   first_order=first_order))(thetas, data.inner)
 
     def outputs_of(phis):
         return jax.vmap(lambda phi, ep: distribution(phi, ep.obs, activation))(phis, data.outer.episodes)
@@ -228,13 +241,13 @@ def outer_gradient_and_fvp(params, data: OuterData, lrs: tuple[float, ...], *, e
         data = data._replace(old_dist=old_dist, old_logp=old_logp)
 
     def mean_kl(dist):
-        return jnp.mean(jax.vmap(lambda old, new, ok: episode_mean(kl_divergence(old, new), ok))(
+        return jnp.mean(jax.vmap(lambda old, new, ok: step_mean(kl_divergence(old, new), ok, weighting))(
             data.old_dist, dist, valid))
 
     def mean_loss(dist):
         def one(new, ep, adv, old_logp):
             ratio = jnp.exp(log_prob(new, ep.action) - old_logp)
-            return -episode_mean(ratio * adv, ep.valid)
+            return -step_mean(ratio * adv, ep.valid, weighting)
 
         return jnp.mean(jax.vmap(one)(dist, data.outer.episodes, data.outer.advantage, data.old_logp))
 
@@ -268,21 +281,21 @@ def pre_update(params, episodes: Episodes, post_returns: jax.Array, activation: 
     return PreUpdate(episodes, dist, logp, jax.lax.stop_gradient(adv))
 
 
-def pre_update_terms(params, pre: PreUpdate, activation: str) -> tuple[jax.Array, jax.Array]:
+def pre_update_terms(params, pre: PreUpdate, activation: str, weighting: str) -> tuple[jax.Array, jax.Array]:
     """(KL, exploration loss) on the pre-update episodes, as functions of theta = `params`:
 
       KL = mean over tasks of mean KL(pi_old_theta || pi_theta)             (ProMP's penalty)
       exploration = -mean over tasks of A_task * mean(pi_theta / pi_old_theta)  (E-MAML)
 
     The exploration loss's gradient at the old theta is -E[A_task * grad log pi_theta] over the
-    pre-update steps (per-episode means, as every loss here): the credit the pre-update sampling
+    pre-update steps (`step_mean`s, as every loss here): the credit the pre-update sampling
     distribution gets for the return after adaptation, which MAML's meta-gradient leaves out.
     """
     ep = pre.episodes
     dist = distribution(params, ep.obs, activation)
-    kl = jnp.mean(jax.vmap(lambda o, n, ok: episode_mean(kl_divergence(o, n), ok))(pre.old_dist, dist, ep.valid))
+    kl = jnp.mean(jax.vmap(lambda o, n, ok: step_mean(kl_divergence(o, n), ok, weighting))(pre.old_dist, dist, ep.valid))
     ratio = jnp.exp(jax.vmap(log_prob)(dist, ep.action) - pre.old_logp)
-    per_task = jax.vmap(episode_mean)(ratio, ep.valid)
+    per_task = jax.vmap(lambda r, ok: step_mean(r, ok, weighting))(ratio, ep.valid)
     return kl, -jnp.mean(pre.task_advantage * per_task)
 
 

@@ -90,6 +90,7 @@ def agent_args(config: MAMLConfig, family: TaskFamily, trajectories: int, steps:
         "gamma": config.gamma,
         "gae_lambda": config.gae_lambda,
         "action_bounds": action_bounds(config, family),
+        "weighting": config.weighting,
     }
 
 
@@ -142,7 +143,7 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     steps_per_update = M * rounds * P * H
     optimizer = optax.adam(config.outer_lr)
     common = {"estimator": config.inner_estimator, "activation": config.activation, "gamma": config.gamma,
-              "first_order": config.first_order}
+              "weighting": config.weighting, "first_order": config.first_order}
 
     def init(key) -> TrainState:
         key_params, key = jax.random.split(key)
@@ -186,14 +187,15 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     def with_exploration(params, data, pre, clip_eps=None):
         loss, kl = objective(params, data, clip_eps)
         if explore:
-            loss = loss + explore * losses.pre_update_terms(params, pre, config.activation)[1]
+            loss = loss + explore * losses.pre_update_terms(params, pre, config.activation, config.weighting)[1]
         return loss, kl
 
     def trpo_update(state, data, pre):
         params = state.params
         loss_before, grad, fvp, data = losses.outer_gradient_and_fvp(params, data, lrs, **common)
         if explore:  # E-MAML: theta's own term, outside the trust region's KL
-            term, term_grad = jax.value_and_grad(lambda p: losses.pre_update_terms(p, pre, config.activation)[1])(params)
+            term, term_grad = jax.value_and_grad(
+                lambda p: losses.pre_update_terms(p, pre, config.activation, config.weighting)[1])(params)
             loss_before = loss_before + explore * term
             grad = optax.tree.add_scale(grad, explore, term_grad)
         params, info = trpo_step(params, grad, fvp, lambda p: with_exploration(p, data, pre), config.max_kl,
@@ -210,7 +212,7 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         def total(p):
             loss, kl = with_exploration(p, data, pre, config.clip_eps)
             if config.kl_penalty:  # ProMP: eta * KL(pre-update policy at the old theta || at theta)
-                loss = loss + eta * losses.pre_update_terms(p, pre, config.activation)[0]
+                loss = loss + eta * losses.pre_update_terms(p, pre, config.activation, config.weighting)[0]
             return loss, kl
 
         def step(carry, _):
@@ -222,7 +224,7 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         (params, opt_state), (loss, norm) = jax.lax.scan(step, (state.params, state.opt_state), None,
                                                          length=config.ppo_epochs)
         _, kl_after = objective(params, data)
-        pre_kl = losses.pre_update_terms(params, pre, config.activation)[0]
+        pre_kl = losses.pre_update_terms(params, pre, config.activation, config.weighting)[0]
         if config.kl_penalty:  # ProMP's adaptive rule
             eta = losses.adapt_kl_penalty(eta, pre_kl, config.kl_target)
         stats = {"loss": loss[0], "kl": kl_after, "step_fraction": jnp.float32(1.0), "accepted": jnp.float32(1.0),
