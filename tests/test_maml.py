@@ -170,6 +170,21 @@ def test_step_mean_weights_steps_or_episodes():
         losses.step_mean(x, full, "task")
 
 
+@pytest.mark.parametrize("preset", sorted(maml.PRESETS))
+def test_presets_are_valid_and_reach_the_agent(preset):
+    """Every preset is a valid configuration, and the agent that training and evaluation build
+    takes the configuration's loss weighting (paper-code: rllab's step weighting)."""
+    from metarlkit.algos.maml.train import agent_args
+    from metarlkit.tasks import make
+
+    config = maml.MAMLConfig(**maml.PRESETS[preset])
+    args = agent_args(config, make("point-navigation"), config.trajectories, 1)
+    assert args["weighting"] == config.weighting
+    assert (args["action_bounds"] is not None) == config.normalize_actions
+    if preset == "paper-code":
+        assert config.weighting == "step" and config.inner_lrs() == (0.5,)
+
+
 def test_dice_hessian_is_unbiased_and_lvc_is_not():
     """On a two-step problem with a constant observation whose second reward depends on both
     actions, the expectation over every action sequence of DiCE's Hessian estimate equals the

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metarlkit.algos.maml.config import WEIGHTINGS
 from metarlkit.nets.mlp import mlp_policy
 from metarlkit.rl.losses import normalize_advantages
 from metarlkit.rl.optim import fit_linear_baseline, linear_baseline_features, linear_baseline_values
@@ -44,9 +45,6 @@ class Processed(NamedTuple):
     advantage: jax.Array  # [N, H] GAE over the linear baseline, normalised over the valid steps
     baseline: jax.Array  # [N, H] the fitted baseline's values (DiCE)
     scale: jax.Array  # scalar, the advantages' standard deviation before normalising (DiCE)
-
-
-WEIGHTINGS = ("step", "episode")
 
 
 def step_mean(x: jax.Array, valid: jax.Array, weighting: str) -> jax.Array:
