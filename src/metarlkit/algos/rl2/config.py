@@ -135,7 +135,8 @@ PRESETS: dict[str, dict] = {
     "demo": {"total_steps": 10_000_000, "hidden_size": 64},
     # 3.5x the default budget, same schedule shapes: 38 min for one seed on the 2-core CPU (three
     # vmapped seeds take about twice that).
-    # k=5 seeds 0 and 1: 78.77 and 78.16 (paper 78.7, UCB1 78.55); k=10 seed 0: 83.00 (paper 83.5, UCB1 83.24).
+    # k=5 seeds 0/1/2: 78.77 / 78.16 / 78.66, mean 78.53 (paper 78.7, UCB1 78.55); k=10: 83.00 / 83.07 / 82.70,
+    # mean 82.92 (paper 83.5, UCB1 83.24).
     "paper-budget": {"total_steps": 140_000_000},
     "a2c": {"algorithm": "a2c", "learning_rate": 7e-4},
     # The eleven-arm bandit (`--task eleven-arm-bandit --episodes 1`): the informative arm pays
