@@ -173,7 +173,8 @@ def test_step_mean_weights_steps_or_episodes():
 @pytest.mark.parametrize("preset", sorted(maml.PRESETS))
 def test_presets_are_valid_and_reach_the_agent(preset):
     """Every preset is a valid configuration, and the agent that training and evaluation build
-    takes the configuration's loss weighting (paper-code: rllab's step weighting)."""
+    takes the configuration's loss weighting (paper-code: rllab's step weighting, the training
+    script's meta-batch 40)."""
     from metarlkit.algos.maml.train import agent_args
     from metarlkit.tasks import make
 
@@ -182,7 +183,7 @@ def test_presets_are_valid_and_reach_the_agent(preset):
     assert args["weighting"] == config.weighting
     assert (args["action_bounds"] is not None) == config.normalize_actions
     if preset == "paper-code":
-        assert config.weighting == "step" and config.inner_lrs() == (0.5,)
+        assert config.weighting == "step" and config.inner_lrs() == (0.5,) and config.meta_batch == 40
 
 
 def test_dice_hessian_is_unbiased_and_lvc_is_not():
