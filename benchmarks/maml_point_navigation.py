@@ -21,6 +21,7 @@ from _report import best_time, finish, time_chunks
 
 from metarlkit import tasks
 from metarlkit.algos import maml
+from metarlkit.algos.common import seeded
 from metarlkit.experiment.config import build
 
 
@@ -38,7 +39,7 @@ def main():
     config = build(maml.Config, overrides, source="--set")
     family = tasks.from_spec(args.task)
     train = maml.make_train(config, family)
-    init, run_chunk = maml.seeded(train)
+    init, run_chunk = seeded(train)
     state = init(jnp.stack([jax.random.PRNGKey(0)]))
     compile_s, best, state, metrics = time_chunks(run_chunk, state, args.iterations, args.repeats)
     last = {k: float(np.asarray(v)[-1, 0]) for k, v in metrics.items()}
@@ -58,7 +59,7 @@ def profile(train, params, config, repeats):
     `repeats`); stages that share work are timed as prefixes and differenced."""
     from metarlkit.algos.maml import losses
 
-    pieces = train.internals
+    pieces = train.extras["internals"]
     lrs, common = pieces["lrs"], pieces["common"]
 
     flops = {}

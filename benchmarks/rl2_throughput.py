@@ -22,6 +22,7 @@ from _report import finish, time_chunks
 
 from metarlkit import tasks
 from metarlkit.algos import rl2
+from metarlkit.algos.common import seeded
 
 
 def main():
@@ -42,10 +43,10 @@ def main():
         for size in (int(s) for s in args.sizes.split(",")):
             config = rl2.RL2Config(**{**rl2.PRESETS[args.preset], "core": core, "hidden_size": size})
             train = rl2.make_train(config, family, args.episodes)
-            init, run_chunk = rl2.seeded(train)
+            init, run_chunk = seeded(train)
             state = init(jnp.stack([jax.random.PRNGKey(0)]))
             compile_s, best, state, _ = time_chunks(run_chunk, state, args.updates, args.repeats)
-            steps = args.updates * train.steps_per_update
+            steps = args.updates * train.phases[0].steps_per_update
             row = {"core": core, "hidden": size, "compile_s": round(compile_s, 2),
                    "s_per_update": round(best / args.updates, 3), "env_steps_per_s": round(steps / best)}
             rows.append(row)

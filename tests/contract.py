@@ -218,7 +218,7 @@ class FamilyContract:
         family, agent, num_episodes = self.family, probe_agent(self.family), self.num_episodes
 
         def trial(params, task, env_key, agent_key):
-            return run_trial(family, agent, params, task, env_key, agent_key, num_episodes)
+            return run_trial(family, agent, params, task, env_key, agent_key, num_episodes, transitions=True)
 
         return jax.jit(trial)
 
@@ -305,6 +305,9 @@ class FamilyContract:
         assert np.all(np.isfinite(reward))
         assert done.shape == (n, k) and done.dtype == np.bool_, done.dtype
         assert isinstance(info, StepInfo), type(info)
+        terminated = np.broadcast_to(np.asarray(info.terminated), (n, k))
+        assert terminated.dtype == np.bool_, terminated.dtype
+        assert not np.any(terminated & ~done), "terminated without done"
         assert info.expected_reward.shape == (n, k) and np.all(np.isfinite(info.expected_reward))
         assert info.optimal_expected_reward.shape == (n, k)
         if f.defines_pseudo_regret:
@@ -377,12 +380,23 @@ class FamilyContract:
         assert rec.extras is None  # nothing recorded unless `record` is given
         for name, x in rec._asdict().items():
             if name != "extras":
-                expected = shape + f.action_shape if name == "action" else shape
+                expected = {"action": shape + f.action_shape, "obs": shape + f.obs_shape,
+                            "next_obs": shape + f.obs_shape}.get(name, shape)
                 assert x.shape == expected, (name, x.shape, expected)
         assert rec.action.dtype == self.action_dtype, rec.action.dtype
         np.testing.assert_array_equal(rec.action, script.astype(self.action_dtype))
         assert np.all(np.isfinite(rec.reward)) and np.all(np.isfinite(rec.expected_reward))
         assert not np.any(rec.reward[~rec.valid]) and not np.any(rec.expected_reward[~rec.valid])
+        # Full transitions: each valid step's next observation is the next step's observation, and
+        # every episode's last valid step (only it) ends it, either terminated or truncated.
+        nxt = rec.valid[:, 1:]
+        np.testing.assert_array_equal(rec.next_obs[:, :-1][nxt], rec.obs[:, 1:][nxt])
+        ends = rec.terminated | rec.truncated
+        assert not np.any(rec.terminated & rec.truncated)
+        last = rec.valid & ~np.concatenate([rec.valid[:, 1:], np.zeros_like(rec.valid[:, :1])], axis=1)
+        np.testing.assert_array_equal(ends, last)
+        if not self.ends_early:
+            assert not np.any(rec.terminated), "a family that never ends early reported a true end"
 
     def check_task_persists(self) -> None:
         """Auto-reset keeps the task: with a deterministic reset, the first step's expected reward

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import types
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,7 @@ def leaves(run_dir):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("full")
-    status = train(rl2, CONFIG, FAMILY, EPISODES, run_dir, progress=False, tensorboard=False)
+    status = train(rl2.ALGORITHM, CONFIG, FAMILY, EPISODES, run_dir, progress=False, tensorboard=False)
     return run_dir, status
 
 
@@ -53,12 +53,12 @@ def test_a_run_writes_its_directory(full_run):
 def test_resume_ends_bit_identical_to_an_uninterrupted_run(full_run, tmp_path):
     run_dir, _ = full_run
     cut = tmp_path / "cut"
-    status = train(rl2, CONFIG, FAMILY, EPISODES, cut, progress=False, tensorboard=False, stop_after_chunks=1)
+    status = train(rl2.ALGORITHM, CONFIG, FAMILY, EPISODES, cut, progress=False, tensorboard=False, stop_after_chunks=1)
     assert status["state"] == "running" and status["updates"] == 4
     # A kill between writing a chunk's metrics and its checkpoint leaves extra rows: resume cuts them.
     with open(cut / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"update": 5, "env_steps": 800, "seed": 0, "wall_time_s": 0.0}) + "\n")
-    status = train(rl2, None, None, None, cut, resume=True, progress=False, tensorboard=False)
+    status = train(rl2.ALGORITHM, None, None, None, cut, resume=True, progress=False, tensorboard=False)
     assert status["state"] == "complete"
     meta_a, a = leaves(run_dir)
     meta_b, b = leaves(cut)
@@ -72,7 +72,7 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(full_run, tmp_path):
 def test_resuming_a_complete_run_changes_nothing(full_run):
     run_dir, _ = full_run
     before = leaves(run_dir)[1]
-    status = train(rl2, None, None, None, run_dir, resume=True, progress=False, tensorboard=False)
+    status = train(rl2.ALGORITHM, None, None, None, run_dir, resume=True, progress=False, tensorboard=False)
     assert status["state"] == "complete"
     for x, y in zip(before, leaves(run_dir)[1]):
         np.testing.assert_array_equal(x, y)
@@ -80,24 +80,25 @@ def test_resuming_a_complete_run_changes_nothing(full_run):
 
 def test_an_existing_run_is_not_overwritten(full_run):
     with pytest.raises(RunDirError, match="--resume"):
-        train(rl2, CONFIG, FAMILY, EPISODES, full_run[0], progress=False, tensorboard=False)
+        train(rl2.ALGORITHM, CONFIG, FAMILY, EPISODES, full_run[0], progress=False, tensorboard=False)
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    def make_train(config, family, num_episodes):
-        real = rl2.make_train(config, family, num_episodes)
+    def make_train(config, family, num_episodes, train_tasks=None):
+        real = rl2.make_train(config, family, num_episodes, train_tasks)
+        (phase,) = real.phases
 
         def run_chunk(state, num):
-            state, metrics = real.run_chunk(state, num)
-            poison = state.update > real.updates_per_chunk  # from the second chunk on
+            state, metrics = phase.run_chunk(state, num)
+            poison = state.update > phase.updates_per_chunk  # from the second chunk on
             params = jax.tree_util.tree_map(lambda p: jnp.where(poison, jnp.nan, p), state.params)
             metrics["loss"] = jnp.where(poison, jnp.nan, metrics["loss"])
             return state._replace(params=params), metrics
 
-        return real._replace(run_chunk=run_chunk)
+        return real._replace(phases=(phase._replace(run_chunk=run_chunk),))
 
-    poisoned = types.ModuleType("poisoned_rl2")  # an algorithm module whose params turn NaN
-    poisoned.NAME, poisoned.Config, poisoned.make_train, poisoned.seeded = "rl2", rl2.RL2Config, make_train, rl2.seeded
+    # rl2's record with a make_train whose params turn NaN
+    poisoned = dataclasses.replace(rl2.ALGORITHM, make_train=make_train)
     with pytest.raises(TrainingDiverged, match=r"NaN/inf at update 5, seed 0; the last good checkpoint \(update 4\)"):
         train(poisoned, CONFIG, FAMILY, EPISODES, tmp_path, progress=False, tensorboard=False)
     status = read_status(tmp_path)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from metarlkit.algos import maml
+from metarlkit.algos.common import seeded
 from metarlkit.algos.maml import losses
 from metarlkit.nets.mlp import init_mlp_policy, mlp_policy
 
@@ -181,7 +182,7 @@ def test_presets_are_valid_and_reach_the_agent(preset):
     config = maml.MAMLConfig(**maml.PRESETS[preset])
     args = agent_args(config, make("point-navigation"), config.trajectories, 1)
     assert args["weighting"] == config.weighting
-    assert (args["action_bounds"] is not None) == config.normalize_actions
+    assert args["normalize_actions"] == config.normalize_actions and args["action_bounds"] == ((-0.1, -0.1), (0.1, 0.1))
     if preset == "paper-code":
         assert config.weighting == "step" and config.inner_lrs() == (0.5,) and config.meta_batch == 40
 
@@ -247,7 +248,7 @@ def maml_run(tmp_path_factory):
     from metarlkit.experiment import train
 
     run_dir = tmp_path_factory.mktemp("maml")
-    status = train(maml, TINY, _family(), maml.default_episodes(), run_dir, progress=False, tensorboard=False)
+    status = train(maml.ALGORITHM, TINY, _family(), maml.default_episodes(TINY), run_dir, progress=False, tensorboard=False)
     return run_dir, status
 
 
@@ -270,8 +271,8 @@ def test_maml_resume_is_bit_identical(maml_run, tmp_path):
 
     run_dir, _ = maml_run
     cut = tmp_path / "cut"
-    train(maml, TINY, _family(), maml.default_episodes(), cut, progress=False, tensorboard=False, stop_after_chunks=1)
-    train(maml, None, None, None, cut, resume=True, progress=False, tensorboard=False)
+    train(maml.ALGORITHM, TINY, _family(), maml.default_episodes(TINY), cut, progress=False, tensorboard=False, stop_after_chunks=1)
+    train(maml.ALGORITHM, None, None, None, cut, resume=True, progress=False, tensorboard=False)
     from test_experiment import leaves
 
     (meta_a, a), (meta_b, b) = leaves(run_dir), leaves(cut)
@@ -380,7 +381,7 @@ def test_promp_and_emaml_outer_objectives_train():
     config = dataclasses.replace(TINY, outer="ppo", inner_estimator="lvc", kl_penalty=5e-4, exploration_weight=1.0,
                                  seeds=1)
     train = maml.make_train(config, _family())
-    init, run_chunk = maml.seeded(train)
+    init, run_chunk = seeded(train)
     state, metrics = run_chunk(init(jax.random.PRNGKey(0)[None]), 3)
     metrics = {k: np.asarray(v)[:, 0] for k, v in metrics.items()}
     assert all(np.all(np.isfinite(v)) for v in metrics.values())
@@ -431,14 +432,17 @@ def test_normalized_actions_map_the_policy_box_onto_the_family_box():
 
     family = _family()
     config = dataclasses.replace(TINY, normalize_actions=True, seeds=1)
-    bounds = maml.train.action_bounds(config, family)
+    from metarlkit.algos.maml.train import agent_args
+
+    bounds = family.action_box()
     assert bounds == ((-0.1, -0.1), (0.1, 0.1))
-    assert maml.train.action_bounds(TINY, family) is None
+    assert agent_args(config, family, 2, 1)["normalize_actions"] is True
+    assert agent_args(TINY, family, 2, 1)["normalize_actions"] is False
 
     train = maml.make_train(config, family)
     params = init_mlp_policy(jax.random.PRNGKey(0), 2, (8,), 2, continuous=True)
     zero = jax.tree_util.tree_map(jnp.zeros_like, params)  # mean 0, std 1 in policy units
-    agent = train.train_agent
+    agent = train.extras["train_agent"]
     state = agent.init(zero, None, config.trajectories)
     keys = jax.random.split(jax.random.PRNGKey(1), 2000)
     actions = jax.vmap(lambda k: agent.act(zero, state, jnp.zeros(2), k)[0])(keys)
@@ -451,6 +455,6 @@ def test_normalized_actions_map_the_policy_box_onto_the_family_box():
     np.testing.assert_array_equal(env_action(policy_actions, bounds), rec.action)
     assert float(jnp.max(jnp.abs(policy_actions))) > 0.5  # policy units, not the 0.1-wide box
 
-    init, run_chunk = maml.seeded(train)
+    init, run_chunk = seeded(train)
     _, metrics = run_chunk(init(jax.random.PRNGKey(0)[None]), 1)
     assert all(np.all(np.isfinite(np.asarray(v))) for v in metrics.values())

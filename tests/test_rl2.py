@@ -13,6 +13,7 @@ import pytest
 
 from metarlkit import tasks
 from metarlkit.algos import rl2
+from metarlkit.algos.common import seeded
 from metarlkit.algos.rl2.agent import record
 from metarlkit.experiment.config import field_docs
 from metarlkit.tasks.bandits import _StationaryBandit
@@ -70,7 +71,7 @@ def test_probe_two_arm_bandit_is_learnt_in_seconds():
     family = FixedBandit()
     config = rl2.RL2Config(total_steps=64 * 8 * 40, entropy_coef=0.01, **SMALL)
     train = rl2.make_train(config, family, 8)
-    init, run_chunk = rl2.seeded(train)
+    init, run_chunk = seeded(train)
     state = init(jnp.stack([jax.random.PRNGKey(0)]))
     state, first = run_chunk(state, 5)
     state, last = run_chunk(state, 35)
@@ -86,7 +87,7 @@ def test_expected_reward_returns_learn_through_reward_noise():
     # the noisy reward).
     config = rl2.RL2Config(total_steps=64 * 8 * 40, entropy_coef=0.01, expected_reward_returns=True, **SMALL)
     train = rl2.make_train(config, NoisyFixedBandit(), 8)
-    init, run_chunk = rl2.seeded(train)
+    init, run_chunk = seeded(train)
     _, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0)])), 40)
     assert float(metrics["trial_expected_return"][-1, 0]) > 0.85 * 8
 
@@ -98,7 +99,7 @@ def test_continuous_probe_is_learnt_in_seconds():
     family = FixedGoalNavigation()
     config = rl2.RL2Config(total_steps=64 * 100 * 30, entropy_coef=0.0, **{**SMALL, "checkpoint_steps": 64 * 100 * 30})
     train = rl2.make_train(config, family, 1)
-    init, run_chunk = rl2.seeded(train)
+    init, run_chunk = seeded(train)
     _, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0)])), 30)
     first, last = float(metrics["trial_return"][0, 0]), float(metrics["trial_return"][-1, 0])
     assert first < -50.0
@@ -122,7 +123,7 @@ def test_rollout_records_equal_the_learner_unroll(small_agent):
     rec = jax.jit(lambda p: run_trial(family, train.agent, p, task, jax.random.PRNGKey(1), jax.random.PRNGKey(2), 4,
                                       record=record))(params)
     x = rec.extras.x.reshape(4, -1)
-    dist, value = train.network.unroll(params, x, jnp.ones(4, bool))
+    dist, value = train.extras["network"].unroll(params, x, jnp.ones(4, bool))
     logp = jax.vmap(lambda lg, a: jax.nn.log_softmax(lg)[a])(dist.logits, rec.action.reshape(4))
     np.testing.assert_allclose(logp, rec.extras.logp.reshape(4), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(value, rec.extras.value.reshape(4), rtol=1e-5, atol=1e-6)
@@ -167,7 +168,7 @@ def test_every_core_unrolls_exactly_like_its_rollout(family, overrides):
     flat = jax.tree_util.tree_map(lambda a: a.reshape((6, steps) + a.shape[3:]), rec)
     valid = np.asarray(flat.valid)
     assert family.continuous or 0 < valid.sum() < valid.size  # some episodes did end early
-    dist, value = jax.vmap(lambda x, v: train.network.unroll(params, x, v))(flat.extras.x, flat.valid)
+    dist, value = jax.vmap(lambda x, v: train.extras["network"].unroll(params, x, v))(flat.extras.x, flat.valid)
     logp = jax.vmap(jax.vmap(lambda d, a: d.log_prob(a)))(dist, flat.action)
     np.testing.assert_allclose(np.asarray(logp)[valid], np.asarray(flat.extras.logp)[valid], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.asarray(value)[valid], np.asarray(flat.extras.value)[valid], rtol=1e-4, atol=1e-5)
@@ -217,7 +218,7 @@ def test_variants_take_finite_updates(spec, overrides):
     family = tasks.from_spec(spec)
     config = rl2.RL2Config(**{**SMALL, "tasks_per_update": 16, **overrides})
     train = rl2.make_train(config, family, 3)
-    init, run_chunk = rl2.seeded(train)
+    init, run_chunk = seeded(train)
     state, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])), 2)
     assert metrics["loss"].shape == (2, 2)
     # every metric is finite: families without pseudo-regret do not log it (it would be NaN)

@@ -61,7 +61,9 @@ class EarlyEnd(TaskFamily):
         del key, action
         t = env_state.t + 1
         reward = t.astype(jnp.float32)
-        info = StepInfo(expected_reward=reward, optimal_expected_reward=reward + 1.0)
+        # An end before the horizon is a true end (terminated); at the horizon, a time limit.
+        info = StepInfo(expected_reward=reward, optimal_expected_reward=reward + 1.0,
+                        terminated=(t >= task["length"]) & (task["length"] < HORIZON))
         return t.astype(jnp.float32)[None], CountdownState(t), reward, t >= task["length"], info
 
     def optimal_return(self, task):
@@ -209,21 +211,32 @@ def reference_trial(family, agent, params, task, env_key, agent_key, num_episode
         for t in range(family.horizon):
             action, next_state = act(params, state, obs, jax.random.fold_in(agent_steps, t))
             if not alive:  # masked step: the agent acts (its choice is recorded) but nothing moves
-                rows.append((action, 0.0, False, 0.0, 0.0))
+                rows.append((action, 0.0, False, 0.0, 0.0, None, obs, obs, False, False))
                 continue
             next_obs, env_state, reward, done, info = step(jax.random.fold_in(step_base, t), env_state, action, task)
-            state = observe(params, next_state, Transition(obs, action, reward, next_obs, done))
-            rows.append((action, reward, True, info.expected_reward, info.optimal_expected_reward))
+            terminated = bool(done) and bool(info.terminated)
+            truncated = bool(done) and not terminated
+            state = observe(params, next_state, Transition(obs, action, reward, next_obs, done, terminated, truncated))
+            rows.append((action, reward, True, info.expected_reward, info.optimal_expected_reward, None, obs, next_obs,
+                         terminated, truncated))
             obs, alive = next_obs, not bool(done)
         state = end_episode(params, state, e, key_end)
-    columns = [np.asarray(c).reshape(num_episodes, family.horizon) for c in zip(*rows)]
+    columns = [None if c[0] is None else np.asarray(c).reshape((num_episodes, family.horizon) + np.shape(c[0]))
+               for c in zip(*rows)]
     return StepRecord(*columns)
 
 
 def assert_records_equal(got: StepRecord, want: StepRecord):
+    """Every recorded field equal; the transition fields (when recorded) on valid steps only."""
+    valid = np.asarray(want.valid)
     for name in (f for f in StepRecord._fields if f != "extras"):
-        np.testing.assert_allclose(np.asarray(getattr(got, name)), getattr(want, name), rtol=1e-6,
-                                   err_msg=name)
+        value = getattr(got, name)
+        if value is None:
+            continue
+        value, expected = np.asarray(value), np.asarray(getattr(want, name))
+        if name in ("obs", "next_obs", "terminated", "truncated"):
+            value, expected = value[valid], expected[valid]
+        np.testing.assert_allclose(value, expected, rtol=1e-6, err_msg=name)
 
 
 def test_scan_equals_python_loop_early_end():
@@ -231,8 +244,37 @@ def test_scan_equals_python_loop_early_end():
     task = {"length": jnp.int32(3)}
     keys = jax.random.split(jax.random.PRNGKey(4))
     want = reference_trial(family, agent, None, task, keys[0], keys[1], 3)
-    got = jax.jit(lambda task, k0, k1: run_trial(family, agent, None, task, k0, k1, 3))(task, keys[0], keys[1])
+    got = jax.jit(lambda task, k0, k1: run_trial(family, agent, None, task, k0, k1, 3, transitions=True))(
+        task, keys[0], keys[1])
     assert_records_equal(got, want)
+    assert got.obs is not None and np.asarray(got.terminated).any()
+
+
+@pytest.mark.parametrize("length", [3, HORIZON])
+def test_full_transitions_split_true_ends_from_time_limits(length):
+    """With `transitions=True` a trial records (s, a, r, s', terminated, truncated) per step, the
+    episode's last next observation included; `record` sees the same whole transition. An episode
+    ending before the horizon here is terminated, one reaching it truncated."""
+    family, agent = EarlyEnd(), probe_agent()
+
+    def trial(task, k0, k1):
+        return run_trial(family, agent, None, task, k0, k1, 2, record=lambda state, tr: tr, transitions=True)
+
+    keys = jax.random.split(jax.random.PRNGKey(5))
+    rec = jax.tree_util.tree_map(np.asarray, jax.jit(trial)({"length": jnp.int32(length)}, keys[0], keys[1]))
+    valid = rec.valid
+    assert valid.sum() == 2 * length
+    np.testing.assert_array_equal(rec.obs[valid][:, 0], np.tile(np.arange(length), 2))
+    np.testing.assert_array_equal(rec.next_obs[valid][:, 0], np.tile(np.arange(1, length + 1), 2))
+    last = np.zeros_like(valid)
+    last[:, length - 1] = True
+    np.testing.assert_array_equal(rec.terminated, last & (length < HORIZON))
+    np.testing.assert_array_equal(rec.truncated, last & (length == HORIZON))
+    seen = rec.extras  # the Transition `record` was given
+    for name in ("obs", "next_obs", "terminated", "truncated"):
+        np.testing.assert_array_equal(getattr(seen, name)[valid], getattr(rec, name)[valid], err_msg=name)
+    np.testing.assert_array_equal(seen.done[valid], last[valid])
+    np.testing.assert_array_equal(seen.reward[valid], rec.reward[valid])
 
 
 def test_scan_equals_python_loop_egreedy_bandit():

@@ -29,13 +29,20 @@ import jax
 
 
 class Transition(NamedTuple):
-    """One step as an agent observes it (single task, no batch axis)."""
+    """One step as an agent observes it (single task, no batch axis).
+
+    `done` ends the episode (either way); `terminated` marks a true end (nothing follows: no
+    bootstrapping) and `truncated` the episode's time limit (the state still has a value), so
+    done = terminated | truncated. Trials always fill all three.
+    """
 
     obs: jax.Array
     action: jax.Array
     reward: jax.Array
     next_obs: jax.Array
     done: jax.Array
+    terminated: jax.Array = False
+    truncated: jax.Array = False
 
 
 class AdaptiveAgent(NamedTuple):

@@ -1,4 +1,4 @@
-"""Command-line interface: `metarlkit tasks | agents | evaluate | compare | reproduce`.
+"""Command-line interface: `metarlkit tasks | agents | algorithms | evaluate | compare | reproduce | train | plot`.
 
 Thin by design: parse, validate (bad input -> one line naming the fix, exit 2, no file
 written), call the library, print.
@@ -448,7 +448,7 @@ def cmd_train(args) -> int:
             info = read_run(run_dir)
         except RunDirError as err:
             raise UsageError(str(err)) from None
-        if info["algorithm_name"] != algo.NAME:
+        if info["algorithm_name"] != algo.name:
             raise UsageError(f"{run_dir} is a {info['algorithm_name']} run; use 'metarlkit train {info['algorithm_name']} --resume {run_dir}'")
         config = family = episodes = None
     else:
@@ -458,23 +458,22 @@ def cmd_train(args) -> int:
             raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise UsageError(f"--out {args.out!r} is a file; give a directory")
-        episodes = args.episodes
-        if episodes is None and hasattr(algo, "default_episodes"):  # the algorithm's evaluation trial
-            episodes = algo.default_episodes()
-        family, episodes = _family_and_episodes(args.task, episodes)
         preset = args.preset or "default"
-        if preset not in algo.PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(algo.PRESETS)}")
-        layers = [algo.PRESETS[preset]]
+        if preset not in algo.presets:
+            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(algo.presets)}")
+        layers = [algo.presets[preset]]
         if args.config:
             layers.append(_load_config(args.config))
         layers.append(overrides)
-        config = build(algo.Config, *layers, source=f"{algo.NAME} config")
-        if hasattr(algo, "check"):  # what the config cannot check alone: its fit to the task and trial
-            try:
-                algo.check(config, family, episodes)
-            except ValueError as err:
-                raise UsageError(str(err)) from None
+        config = build(algo.config, *layers, source=f"{algo.name} config")
+        episodes = args.episodes
+        if episodes is None:  # the algorithm's evaluation trial, else the family's
+            episodes = algo.default_episodes(config)
+        family, episodes = _family_and_episodes(args.task, episodes)
+        try:  # what the config cannot check alone: its fit to the task and trial
+            algo.check_run(config, family, episodes)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         run_dir = args.out
     try:
         status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),
@@ -485,11 +484,29 @@ def cmd_train(args) -> int:
         print(f"metarlkit: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"metarlkit: interrupted; continue with 'metarlkit train {algo.NAME} --resume {run_dir}'", file=sys.stderr)
+        print(f"metarlkit: interrupted; continue with 'metarlkit train {algo.name} --resume {run_dir}'", file=sys.stderr)
         return 130
     print(f"trained {run_dir}: {budget_text(run_dir)}")
     print(f"evaluate it with: metarlkit evaluate --agent {run_dir}")
     return 0 if status.get("state") == "complete" else 1
+
+
+def cmd_algorithms(args) -> int:
+    from metarlkit import algos
+    from metarlkit.experiment.config import options_table
+
+    records = [algos.get(name) for name in algos.names()]
+    if args.markdown:
+        for algo in records:
+            print(f"### `{algo.name}` options\n")
+            print(options_table(algo.config))
+            print()
+        return 0
+    for algo in records:
+        print(f"{algo.name:10s} {algo.description}")
+        print(f"{'':10s}   presets: {', '.join(algo.presets)}; actions: {', '.join(algo.action_spaces)}; "
+              f"options: 'metarlkit train {algo.name} --help'")
+    return 0
 
 
 def cmd_plot(args) -> int:
@@ -589,26 +606,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_int_list, metavar="K,K", help="only these k (arms; bandits)")
     p.add_argument("--agents", metavar="A,B", help="only these agents")
     p.add_argument("--runs", nargs="+", metavar="RUN_DIR",
-                   help="training runs (RL2, MAML) to add as their algorithm's column (each goes to the cell it was trained for)")
+                   help="training runs (any algorithm) to add as their algorithm's column (each goes to the cell it was trained for)")
     p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     p.set_defaults(func=cmd_reproduce)
 
     from metarlkit import algos
 
-    p = sub.add_parser("train", help="train an algorithm on a task family (" + ", ".join(algos.ALGORITHMS) + ")")
+    p = sub.add_parser("algorithms", help="list the training algorithms, their presets and action spaces")
+    p.add_argument("--markdown", action="store_true", help="print every algorithm's options as Markdown tables")
+    p.set_defaults(func=cmd_algorithms)
+
+    p = sub.add_parser("train", help="train an algorithm on a task family (" + ", ".join(algos.names()) + ")")
     train_sub = p.add_subparsers(dest="algorithm", parser_class=_Parser, required=True)
-    for name in algos.ALGORITHMS:
+    for name in algos.names():
         algo = algos.get(name)
-        q = train_sub.add_parser(name, help=(algo.__doc__ or "").strip().splitlines()[0])
+        q = train_sub.add_parser(name, help=algo.description, description=algo.description)
         q.add_argument("--task", metavar="SPEC", help="task spec NAME[:key=value,...], e.g. bernoulli-bandit:arms=5")
         q.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes per trial")
         q.add_argument("--out", metavar="RUN_DIR", help="new directory for the run (config, checkpoints, logs)")
         q.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
-        q.add_argument("--preset", help="named set of options: " + ", ".join(algo.PRESETS))
+        q.add_argument("--preset", help="named set of options: " + ", ".join(algo.presets))
         q.add_argument("--config", metavar="FILE", help="JSON or TOML file of options (a run's run.json works too)")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         q.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
-        _add_config_options(q, algo.Config)
+        _add_config_options(q, algo.config)
         q.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plot", help="plot training runs: training curve, adaptation curve and regret beside baselines")

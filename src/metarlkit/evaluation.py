@@ -42,7 +42,7 @@ from metarlkit.tasks.tasksets import (
     task_keys,
     task_set_hash,
 )
-from metarlkit.trial import check_parallel_episodes, run_trial
+from metarlkit.trial import check_parallel_episodes, run_trials
 
 MAX_STEPS_PER_CHUNK = 2**22  # tasks x episodes x steps x sweep points held in memory at once
 DEFAULT_CHUNK = 50  # tasks per compiled call; the usual set sizes are whole numbers of chunks
@@ -185,10 +185,7 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
     num_actions = 0 if family.continuous else family.num_actions
     steps = num_episodes * family.horizon
 
-    def per_task(params, index, split_id, seed):
-        task = family.sample_task(task_keys(split_id, index))
-        agent_key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
-        rec = run_trial(family, agent, params, task, env_keys(split_id, index), agent_key, num_episodes)
+    def summarise(task, rec):
         counts = jnp.zeros((steps, num_actions), jnp.float32)
         if num_actions:
             counts = counts.at[jnp.arange(steps), rec.action.reshape(-1)].add(rec.valid.reshape(-1))
@@ -201,7 +198,10 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         }
 
     def batch(params, indices, split_id, seed, weight):
-        out = jax.vmap(per_task, in_axes=(None, 0, None, None))(params, indices, split_id, seed)
+        tasks = jax.vmap(family.sample_task)(task_keys(split_id, indices))
+        agent_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(indices)
+        rec = run_trials(family, agent, params, tasks, env_keys(split_id, indices), agent_keys, num_episodes)
+        out = jax.vmap(summarise)(tasks, rec)
         out["action_counts"] = jnp.einsum("m,m...->...", weight, out["action_counts"])
         return out
 

@@ -78,14 +78,6 @@ def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
 DEFAULT_BASELINES = ("gittins", "bayes-optimal", "ts", "ucb1", "psrl", "ucrl2", "greedy", "random")
 
 
-# algorithm -> the training metrics drawn: (metrics.csv column, axis label, line style)
-TRAINING_CURVES = {
-    "rl2": [("trial_expected_return", "mean expected total reward per training trial", "-")],
-    "maml": [("return_after", "episode return (solid: after adaptation, dashed: before)", "-"),
-             ("return_before", "episode return (solid: after adaptation, dashed: before)", "--")],
-}
-
-
 def default_baselines(family) -> list[str]:
     """The classic agents a trained run is plotted beside: those of DEFAULT_BASELINES that support it."""
     from metarlkit import baselines
@@ -102,6 +94,7 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
     `baselines=[]` plots the runs alone. Returns the written paths (default
     RUN_DIR/plots/summary.png of the first run).
     """
+    from metarlkit import algos
     from metarlkit import baselines as classic
     from metarlkit.evaluation import evaluate
     from metarlkit.experiment import load
@@ -133,7 +126,7 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
     for i, (d, info) in enumerate(zip(run_dirs, infos)):
         seeds = info["config"].get("seeds", 1)
         color = colors[i % len(colors)]
-        for name, what, style in TRAINING_CURVES.get(info["algorithm_name"], TRAINING_CURVES["rl2"]):
+        for name, what, style in algos.get(info["algorithm_name"]).curves:
             steps, values = curve(read(d), name, seeds)
             if len(steps) == 0:
                 continue

@@ -15,18 +15,28 @@ import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent, Transition
 from metarlkit.tasks.base import TaskFamily
+from metarlkit.tasks.tasksets import task_keys
 
 
 class StepRecord(NamedTuple):
     """Per-step outputs of a trial, each [num_episodes, horizon] (actions [num_episodes, horizon,
-    *family.action_shape]: vectors for families with continuous actions)."""
+    *family.action_shape]: vectors for families with continuous actions).
+
+    The transition fields (`obs` .. `truncated`) are recorded only when a trial is asked for
+    `transitions=True` (off-policy learners, model learners); otherwise they are None, so trials
+    that do not need them (RL2's, evaluation's) hold no more memory than before.
+    """
 
     action: jax.Array
     reward: jax.Array  # zero where not valid
     valid: jax.Array  # bool: the step happened (before or at the episode's done)
     expected_reward: jax.Array  # zero where not valid
     optimal_expected_reward: jax.Array  # zero where not valid
-    extras: Any = None  # what `record(agent_state)` returned after each act (training data)
+    extras: Any = None  # what `record(agent_state, transition)` returned at each step (training data)
+    obs: jax.Array | None = None  # [..., *obs_shape] the observation the action was taken in
+    next_obs: jax.Array | None = None  # the observation after it (the episode's last one included)
+    terminated: jax.Array | None = None  # bool: the step reached a true end (no bootstrapping)
+    truncated: jax.Array | None = None  # bool: the episode was cut by its time limit (bootstrap)
 
 
 def _select(pred, on_true, on_false):
@@ -50,16 +60,19 @@ def run_trial(
     env_key: jax.Array,
     agent_key: jax.Array,
     num_episodes: int,
-    record: Callable[[Any], Any] | None = None,
+    record: Callable[[Any, Transition], Any] | None = None,
+    transitions: bool = False,
 ) -> StepRecord:
-    """Runs one trial of `num_episodes` episodes of `task` (single task; `vmap` for batches).
+    """Runs one trial of `num_episodes` episodes of `task` (single task; `run_trials` for batches).
 
     Environment randomness comes from `env_key` keyed by (episode, step), agent randomness from
     `agent_key` keyed the same way, so the two are independent (common random numbers).
 
-    `record`, when given, maps the agent state right after each `act` to a pytree stored per step in
-    `StepRecord.extras` (a learner's inputs, log-probabilities and values): training rollouts and
-    evaluation run this one function, so they cannot drift apart.
+    `record`, when given, maps (the agent state right after `act`, the step's whole `Transition`)
+    to a pytree stored per step in `StepRecord.extras` (a learner's inputs, log-probabilities and
+    values): training rollouts and evaluation run this one function, so they cannot drift apart.
+    `transitions=True` also stores each step's observation, next observation, `terminated` and
+    `truncated` in the StepRecord.
 
     Returns:
       StepRecord with arrays of shape [num_episodes, family.horizon].
@@ -85,16 +98,21 @@ def run_trial(
             next_obs, next_env_state, reward, done, info = family.step(
                 jax.random.fold_in(step_base, t), env_state, action, task
             )
-            next_agent_state = agent.observe(
-                params, next_agent_state, Transition(obs, action, reward, next_obs, done)
-            )
+            terminated = jnp.asarray(info.terminated, bool) & done
+            transition = Transition(obs, action, reward, next_obs, done, terminated, done & ~terminated)
+            next_agent_state = agent.observe(params, next_agent_state, transition)
+            full = {}
+            if transitions:
+                full = {"obs": obs, "next_obs": next_obs, "terminated": terminated & alive,
+                        "truncated": transition.truncated & alive}
             step_record = StepRecord(
                 action=action,
                 reward=jnp.where(alive, reward, 0.0),
                 valid=alive,
                 expected_reward=jnp.where(alive, info.expected_reward, 0.0),
                 optimal_expected_reward=jnp.where(alive, info.optimal_expected_reward, 0.0),
-                extras=None if record is None else record(acted_state),
+                extras=None if record is None else record(acted_state, transition),
+                **full,
             )
             if family.ends_early:
                 carry = (
@@ -145,6 +163,77 @@ def run_trial(
 
     _, records = jax.lax.scan(run_round, agent_state, jnp.arange(rounds))
     return jax.tree_util.tree_map(lambda a: a.reshape((num_episodes,) + a.shape[2:]), records)
+
+
+def run_trials(
+    family: TaskFamily,
+    agent: AdaptiveAgent,
+    params,
+    tasks,
+    env_keys: jax.Array,
+    agent_keys: jax.Array,
+    num_episodes: int,
+    record: Callable[[Any, Transition], Any] | None = None,
+    transitions: bool = False,
+) -> StepRecord:
+    """One trial of each task of a batch (`tasks` and the keys with a leading axis [B]), all under
+    the same `params`: the rollout path training and evaluation share (see `run_trial`).
+
+    Returns:
+      StepRecord with arrays of shape [B, num_episodes, family.horizon, ...].
+    """
+
+    def one(task, env_key, agent_key):
+        return run_trial(family, agent, params, task, env_key, agent_key, num_episodes, record, transitions)
+
+    return jax.vmap(one)(tasks, env_keys, agent_keys)
+
+
+class TaskSource(NamedTuple):
+    """Where training draws its tasks: fresh ones from the family's distribution, or a fixed set
+    of training tasks (the first `num_fixed` tasks of the family's 'train' split, as PEARL's 100
+    and GMPS's 40 goals). Hashable, so compiled programs can close over it."""
+
+    family: TaskFamily
+    num_fixed: int | None = None
+
+    def sample_indices(self, key: jax.Array, n: int) -> jax.Array:
+        """[n] indices into the fixed set: distinct while n <= num_fixed, uniform otherwise."""
+        if self.num_fixed is None:
+            raise ValueError("this task source draws from the distribution; it has no fixed set to index")
+        return jax.random.choice(key, self.num_fixed, (n,), replace=n > self.num_fixed).astype(jnp.uint32)
+
+    def tasks(self, indices: jax.Array):
+        """The fixed set's tasks at `indices` (task i of the 'train' split, as `tasks.task_set`)."""
+        return jax.vmap(self.family.sample_task)(task_keys("train", indices))
+
+    def sample(self, key: jax.Array, n: int):
+        """n tasks, batched along a leading axis."""
+        if self.num_fixed is None:
+            return jax.vmap(self.family.sample_task)(jax.random.split(key, n))
+        return self.tasks(self.sample_indices(key, n))
+
+
+def rollout(
+    source: TaskSource,
+    agent: AdaptiveAgent,
+    params,
+    key: jax.Array,
+    batch: int,
+    num_episodes: int,
+    record: Callable[[Any, Transition], Any] | None = None,
+    transitions: bool = False,
+):
+    """A training batch: `batch` tasks drawn from `source`, one trial of each (`run_trials`).
+
+    Returns:
+      (tasks [batch, ...], StepRecord [batch, num_episodes, horizon, ...]).
+    """
+    key_tasks, key_env, key_agent = jax.random.split(key, 3)
+    tasks = source.sample(key_tasks, batch)
+    rec = run_trials(source.family, agent, params, tasks, jax.random.split(key_env, batch),
+                     jax.random.split(key_agent, batch), num_episodes, record, transitions)
+    return tasks, rec
 
 
 def check_parallel_episodes(agent: AdaptiveAgent, num_episodes: int) -> None:

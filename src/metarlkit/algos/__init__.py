@@ -1,14 +1,56 @@
-"""Training algorithms, one folder each; `get(name)` finds one by name."""
+"""Training algorithms, one folder each, each declared once as an `Algorithm` record.
+
+`get(name)` finds a record, `names()` lists them, `register(record)` adds one (an algorithm written
+outside this package registers itself the same way). The built-in algorithms are imported on
+first use; each folder's `__init__` registers its record.
+"""
 
 from __future__ import annotations
 
-ALGORITHMS = ("rl2", "maml")
+import importlib
+
+from metarlkit.algos.registry import (
+    ACTION_SPACES,
+    Algorithm,
+    Curve,
+    Phase,
+    Train,
+    register,
+    single_phase,
+    unregister,
+)
+from metarlkit.algos.registry import _REGISTRY
+
+# One line per built-in algorithm folder (metarlkit.algos.<name> registers itself on import).
+BUILTIN = ("rl2", "maml")
+
+_loaded = False
 
 
-def get(name: str):
-    """The algorithm module `metarlkit.algos.<name>` (with `Config`, `make_train`, `make_agent`)."""
-    if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
-    import importlib
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in BUILTIN:
+            importlib.import_module(f"metarlkit.algos.{module}")
 
-    return importlib.import_module(f"metarlkit.algos.{name}")
+
+def names() -> list[str]:
+    """Registered algorithm names, in registration order (built-ins first)."""
+    _load_builtins()
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Algorithm:
+    """The record of algorithm `name`; a one-line ValueError naming the registered ones otherwise."""
+    from metarlkit.specs import closest
+
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown algorithm {name!r}{closest(name, _REGISTRY)}; "
+                         f"registered: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+__all__ = ["ACTION_SPACES", "BUILTIN", "Algorithm", "Curve", "Phase", "Train", "get", "names", "register",
+           "single_phase", "unregister"]

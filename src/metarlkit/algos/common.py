@@ -1,4 +1,4 @@
-"""Pieces every algorithm's `make_train` shares: chunking a budget and training seeds at once."""
+"""Pieces every algorithm's training shares: chunking a budget and training seeds at once."""
 
 from __future__ import annotations
 
@@ -21,17 +21,25 @@ def chunking(total_steps: int, checkpoint_steps: int, steps_per_update: int) -> 
     return per_chunk, chunks * per_chunk
 
 
-def seeded(train):
-    """(init, run_chunk) of a `make_train` result over a leading seed axis: init(keys [S, 2]) and
-    run_chunk(states, n), jitted.
+def seeded_init(init):
+    """jit(vmap(init)): train states of several seeds from keys [S, 2]."""
+    return jax.jit(jax.vmap(init))
 
-    `run_chunk` returns metrics [n, S], donates its input state, and `n` is static (one compile
-    per chunk length).
+
+def seeded_chunk(run_chunk):
+    """`run_chunk` over a leading seed axis, jitted: (states, n) -> (states, metrics [n, S]).
+
+    It donates its input state, and `n` is static (one compile per chunk length).
     """
-    init = jax.jit(jax.vmap(train.init))
-
     def chunk(state, num):
-        state, metrics = jax.vmap(lambda s: train.run_chunk(s, num))(state)
+        state, metrics = jax.vmap(lambda s: run_chunk(s, num))(state)
         return state, jax.tree_util.tree_map(lambda m: jnp.swapaxes(m, 0, 1), metrics)
 
-    return init, jax.jit(chunk, static_argnums=1, donate_argnums=0)
+    return jax.jit(chunk, static_argnums=1, donate_argnums=0)
+
+
+def seeded(train):
+    """(seeded init, seeded run_chunk) of a one-phase `Train` (benchmarks, tests)."""
+    if len(train.phases) != 1:
+        raise ValueError(f"seeded() takes a one-phase Train; this one has {len(train.phases)} phases")
+    return seeded_init(train.init), seeded_chunk(train.phases[0].run_chunk)

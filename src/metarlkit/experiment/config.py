@@ -58,3 +58,18 @@ def build(cls, *layers: dict[str, Any], source: str = "config"):
 
 def to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def options_table(cls) -> str:
+    """A Markdown table of a config dataclass: option (as a command-line flag), default, meaning.
+
+    The docs' options tables are this function's output (`metarlkit algorithms --markdown`), so
+    they cannot drift from the code.
+    """
+    docs = field_docs(cls)
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = docs.get(f.name, "").replace("|", "\\|")
+        lines.append(f"| `--{f.name.replace('_', '-')}` | `{default!r}` | {text} |")
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -41,37 +41,43 @@ class MetricsLog:
         keep = [r for r in rows if r["update"] <= last_update]
         if len(keep) == len(rows):
             if rows:
-                self.columns = list(rows[0])
+                self.columns = _columns(rows)
             return
-        self.columns = list(rows[0]) if rows else None
+        self.columns = _columns(keep) if keep else None
         write_atomic(self.jsonl_path, "".join(json.dumps(_clean(r)) + "\n" for r in keep).encode())
-        buf = io.StringIO()
-        if self.columns:
-            w = csv.DictWriter(buf, self.columns)
-            w.writeheader()
-            w.writerows(keep)
-        write_atomic(self.csv_path, buf.getvalue().encode())
+        self._rewrite_csv(keep)
 
-    def write(self, first_update: int, steps_per_update: int, wall_time_s: float, metrics: dict[str, np.ndarray]):
-        """Appends a chunk: `metrics[name]` is [updates, seeds]; `first_update` is its first update's number."""
+    def write(self, first_update: int, env_steps: Callable[[int], int], wall_time_s: float,
+              metrics: dict[str, np.ndarray], phase: str | None = None):
+        """Appends a chunk: `metrics[name]` is [updates, seeds]; `first_update` is its first update's
+        number and `env_steps(u)` the environment steps after update u. `phase` (algorithms that
+        train in several phases) goes in a `phase` column; a phase with metrics the log has not
+        seen adds their columns (metrics.csv is rewritten from metrics.jsonl with the new header)."""
         names = sorted(metrics)
+        keys = list(KEYS) + (["phase"] if phase is not None else [])
         if self.columns is None:
-            self.columns = list(KEYS) + names
+            self.columns = keys + names
+        elif set(keys + names) - set(self.columns):
+            self.columns += [c for c in keys + names if c not in self.columns]
+            self._rewrite_csv(read(self.dir))
         num = next(iter(metrics.values())).shape[0]
         rows = []
         for i in range(num):
             update = first_update + i
+            steps = env_steps(update)
             for s in range(self.num_seeds):
-                row: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update, "seed": s,
+                row: dict[str, Any] = {"update": update, "env_steps": steps, "seed": s,
                                        "wall_time_s": round(wall_time_s, 3)}
+                if phase is not None:
+                    row["phase"] = phase
                 row.update({n: float(metrics[n][i, s]) for n in names})
                 rows.append(row)
                 if self._tb:
                     for n in names:
-                        self._tb[s].add_scalar(f"train/{n}", row[n], update * steps_per_update)
+                        self._tb[s].add_scalar(f"train/{n}", row[n], steps)
         new_csv = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
         with open(self.csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, self.columns)
+            w = csv.DictWriter(f, self.columns, restval="")
             if new_csv:
                 w.writeheader()
             w.writerows(rows)
@@ -85,9 +91,25 @@ class MetricsLog:
             for w in self._tb:
                 w.flush()
 
+    def _rewrite_csv(self, rows) -> None:
+        buf = io.StringIO()
+        if self.columns:
+            w = csv.DictWriter(buf, self.columns, restval="")
+            w.writeheader()
+            w.writerows(rows)
+        write_atomic(self.csv_path, buf.getvalue().encode())
+
     def close(self) -> None:
         for w in self._tb or ():
             w.close()
+
+
+def _columns(rows) -> list[str]:
+    """Every key of the rows, in first-seen order (later phases may add metrics)."""
+    seen: dict[str, None] = {}
+    for r in rows:
+        seen.update(dict.fromkeys(r))
+    return list(seen)
 
 
 def read(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -48,8 +48,13 @@ def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
     from metarlkit import algos, tasks
 
     info = read_run(run_dir)
-    algo = algos.get(info["algorithm_name"])
-    config = build(algo.Config, info["config"], source=str(Path(run_dir) / RUN_FILE))
+    name = info.get("algorithm_name")
+    try:
+        algo = algos.get(name)
+    except ValueError:
+        raise RunDirError(f"{run_dir} was trained with algorithm {name!r}, which is not registered here "
+                          f"(registered: {', '.join(algos.names())}); register it before loading the run") from None
+    config = build(algo.config, info["config"], source=str(Path(run_dir) / RUN_FILE))
     if not isinstance(seed, int) or not 0 <= seed < config.seeds:
         raise RunDirError(f"{run_dir} has seeds 0..{config.seeds - 1}; got seed={seed!r}")
     family = tasks.from_spec(info["task"])
@@ -59,14 +64,13 @@ def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
         state, _ = checkpoint.load(Path(run_dir) / CHECKPOINT_FILE, template)
     except checkpoint.CheckpointError as err:
         raise RunDirError(str(err)) from None
-    chosen = trainer.trained_params(state) if getattr(trainer, "trained_params", None) else state.params
-    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), chosen)
+    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), trainer.trained_params(state))
     return TrainedAgent(
         agent=trainer.agent,
         params=params,
         family=family,
         num_episodes=info["episodes"],
-        name=f"{algo.NAME}({os.path.normpath(str(run_dir))}):seed={seed}",
+        name=f"{algo.name}({os.path.normpath(str(run_dir))}):seed={seed}",
         hyperparameters=info["config"],
         info=info,
         status=read_status(run_dir),

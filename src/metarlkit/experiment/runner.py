@@ -1,14 +1,16 @@
 """The host loop of a training run: compiled chunks, then metrics, a checkpoint and progress.
 
 Layout of a run directory:
-  run.json             what was trained: algorithm, task, episodes, the full config, sizes, provenance
+  run.json             what was trained: algorithm, task, episodes, the full config, phases, the
+                       training tasks, sizes, provenance
   status.json          state ('running', 'complete', 'diverged'), updates and env steps done, timings
+                       (and the current phase, for algorithms that train in several)
   checkpoint.msgpack   the whole train state after the last good chunk (written atomically)
   metrics.csv/.jsonl   one row per (update, seed)
   tensorboard/seedN/   TensorBoard event files
 
-A run is a fixed sequence of chunks of `updates_per_chunk` updates; a
-checkpoint follows every chunk. `--resume` reloads the checkpoint and runs the remaining chunks
+A run is a fixed sequence of chunks (of each phase's `updates_per_chunk` updates, phase after
+phase); a checkpoint follows every chunk. `--resume` reloads the checkpoint and runs the remaining chunks
 of the same sequence, so on the CPU a resumed run ends bit-identical to an uninterrupted one.
 """
 
@@ -35,6 +37,7 @@ from metarlkit.utils import software_provenance, write_json
 RUN_FILE = "run.json"
 STATUS_FILE = "status.json"
 CHECKPOINT_FILE = "checkpoint.msgpack"
+RUN_FORMAT = 2  # run.json layout: 2 adds run_format, phases and train_tasks (1: before them)
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,10 +94,10 @@ def train(
     stop_after_chunks: int | None = None,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> dict[str, Any]:
-    """Trains `algo` (a module with `make_train`, `seeded`, `NAME`) and writes the run directory.
+    """Trains a registered algorithm and writes the run directory.
 
     Args:
-      algo: the algorithm module, e.g. `metarlkit.algos.rl2`.
+      algo: the algorithm's record (`metarlkit.algos.get(name)`).
       config: its frozen config dataclass.
       family, num_episodes: what to train on.
       run_dir: the output directory (must be new or empty unless `resume`).
@@ -108,25 +111,28 @@ def train(
       The final status dict (also in status.json).
 
     Raises:
-      TrainingDiverged when a loss or parameter is not finite (the run directory keeps the last
-      good checkpoint and records the failure in status.json).
+      ValueError (one line) when the config does not fit the task or trial, before anything is written.
+      TrainingDiverged when a watched metric or the trained parameters are not finite (the run
+      directory keeps the last good checkpoint and records the failure in status.json).
     """
     run_dir = Path(run_dir)
     if resume:
         info = read_run(run_dir)
         from metarlkit import tasks
 
+        if info["algorithm_name"] != algo.name:
+            raise RunDirError(f"{run_dir} is a {info['algorithm_name']} run, not {algo.name}")
         family = tasks.from_spec(info["task"])
         num_episodes = info["episodes"]
-        config = build(algo.Config, info["config"], source=f"{run_dir / RUN_FILE}")
+        config = build(algo.config, info["config"], source=f"{run_dir / RUN_FILE}")
     else:
+        algo.check_run(config, family, num_episodes)
         if (run_dir / RUN_FILE).exists():
             raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
         if run_dir.exists() and any(run_dir.iterdir()):
             raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
-    trainer, init, run_chunk = programs(algo, config, family, num_episodes)
-    per_chunk = trainer.updates_per_chunk
-    num_chunks = trainer.num_updates // per_chunk  # make_train rounds the budget to whole chunks
+    trainer, init, chunks = programs(algo, config, family, num_episodes)
+    plan = Plan(trainer.phases)
     keys = seed_keys(config)
     ckpt_path = run_dir / CHECKPOINT_FILE
 
@@ -139,26 +145,31 @@ def train(
         state = jax.device_put(state)
         done_updates = int(meta["update"])
         status = read_status(run_dir)
-        if status.get("state") == "complete" or done_updates >= trainer.num_updates:
+        if status.get("state") == "complete" or done_updates >= plan.num_updates:
             log(f"{run_dir}: already complete ({done_updates} updates)")
             return status
-        if done_updates % per_chunk:
+        if not plan.at_chunk_boundary(done_updates):
             raise RunDirError(f"{ckpt_path} is at update {done_updates}, not a chunk boundary of this run")
         train_wall = float(meta.get("train_wall_s", 0.0))
         compile_s = float(meta.get("compile_s", 0.0))
-        log(f"resuming {run_dir} at update {done_updates}/{trainer.num_updates}")
+        log(f"resuming {run_dir} at update {done_updates}/{plan.num_updates}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
+        first = trainer.phases[0]
         info = {
-            "algorithm_name": algo.NAME,
+            "run_format": RUN_FORMAT,
+            "algorithm_name": algo.name,
             "task": family.spec(),
             "task_version": family.version,
             "episodes": num_episodes,
             "config": to_dict(config),
             "agent": trainer.agent_args,
-            "num_updates": trainer.num_updates,
-            "steps_per_update": trainer.steps_per_update,
-            "updates_per_chunk": per_chunk,
+            "num_updates": plan.num_updates,
+            "steps_per_update": first.steps_per_update,
+            "updates_per_chunk": first.updates_per_chunk,
+            "phases": [{"name": p.name, "num_updates": p.num_updates, "updates_per_chunk": p.updates_per_chunk,
+                        "steps_per_update": p.steps_per_update} for p in trainer.phases],
+            "train_tasks": _train_tasks_info(algo, config, family),
             "created": _now(),
             "provenance": _provenance(),
         }
@@ -169,56 +180,103 @@ def train(
 
     metrics_log = MetricsLog(run_dir, config.seeds, tensorboard=tensorboard)
     metrics_log.truncate(done_updates)
-    status = _write_status(run_dir, "running", done_updates, trainer, train_wall, compile_s)
-    bar = _progress_bar(progress, trainer, done_updates)
+    status = _write_status(run_dir, "running", done_updates, plan, train_wall, compile_s)
+    bar = _progress_bar(progress, plan.num_updates, done_updates)
     chunks_run = 0
     try:
-        for _ in range(done_updates // per_chunk, num_chunks):
+        while done_updates < plan.num_updates:
             if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
                 break
-            n = per_chunk
+            index = plan.phase_at(done_updates)
+            phase = trainer.phases[index]
+            n = phase.updates_per_chunk
             t0 = time.perf_counter()
-            executable = compiled_chunk(run_chunk, state, n)
+            executable = compiled_chunk(chunks[index], state, n)
             compile_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             new_state, metrics = executable(state)
             metrics = jax.tree_util.tree_map(np.asarray, metrics)
             elapsed = time.perf_counter() - t0
-            bad = _first_bad(metrics)
-            if bad is not None or not _finite(new_state.params):
+            bad = _first_bad(metrics, algo.finite_metrics)
+            if bad is not None or not _finite(trainer.current_params(new_state)):
                 where = f"update {done_updates + 1 + bad[0]}, seed {bad[1]}" if bad else f"updates {done_updates + 1}-{done_updates + n}"
                 message = (f"loss or parameters became NaN/inf at {where}; the last good checkpoint "
-                           f"(update {done_updates}) is kept in {ckpt_path}; lower the step sizes "
-                           f"({getattr(trainer, 'step_size_options', 'learning_rate or max_grad_norm')}) "
+                           f"(update {done_updates}) is kept in {ckpt_path}; lower {algo.divergence_hint} "
                            f"and start a new run")
-                _write_status(run_dir, "diverged", done_updates, trainer, train_wall, compile_s, message)
+                _write_status(run_dir, "diverged", done_updates, plan, train_wall, compile_s, message)
                 raise TrainingDiverged(message)
             state = new_state
             train_wall += elapsed
-            metrics_log.write(done_updates + 1, trainer.steps_per_update, train_wall, metrics)
+            metrics_log.write(done_updates + 1, plan.env_steps, train_wall, metrics,
+                              phase=phase.name if len(trainer.phases) > 1 else None)
             done_updates += n
             checkpoint.save(ckpt_path, state, {"update": done_updates, "train_wall_s": train_wall, "compile_s": compile_s})
-            status = _write_status(run_dir, "running", done_updates, trainer, train_wall, compile_s)
+            status = _write_status(run_dir, "running", done_updates, plan, train_wall, compile_s)
             chunks_run += 1
             if bar is not None:
-                ret = float(np.mean(metrics[getattr(trainer, "progress_metric", "trial_return")][-1]))
-                bar.set_postfix_str(f"{n * trainer.steps_per_update / elapsed:,.0f} steps/s, mean return {ret:.2f}")
+                shown = algo.progress_metric if algo.progress_metric in metrics else algo.finite_metrics[0]
+                value = float(np.mean(metrics[shown][-1])) if shown in metrics else float("nan")
+                stage = f"{phase.name}: " if len(trainer.phases) > 1 else ""
+                bar.set_postfix_str(f"{stage}{n * phase.steps_per_update / elapsed:,.0f} steps/s, {shown} {value:.2f}")
                 bar.update(n)
     finally:
         if bar is not None:
             bar.close()
         metrics_log.close()
-    if done_updates >= trainer.num_updates:
-        status = _write_status(run_dir, "complete", done_updates, trainer, train_wall, compile_s)
+    if done_updates >= plan.num_updates:
+        status = _write_status(run_dir, "complete", done_updates, plan, train_wall, compile_s)
     return status
+
+
+class Plan:
+    """Where updates fall among a run's phases: update u (counted from 0) belongs to the phase
+    whose range holds it; environment steps add up over the phases."""
+
+    def __init__(self, phases):
+        self.phases = tuple(phases)
+        self.starts = [0]
+        for p in self.phases:
+            if p.num_updates % p.updates_per_chunk:
+                raise ValueError(f"phase {p.name!r}: {p.num_updates} updates are not whole chunks of {p.updates_per_chunk}")
+            self.starts.append(self.starts[-1] + p.num_updates)
+        self.num_updates = self.starts[-1]
+
+    def phase_at(self, update: int) -> int:
+        """The index of the phase that update number `update` (0-based) belongs to."""
+        for i, p in enumerate(self.phases):
+            if update < self.starts[i] + p.num_updates:
+                return i
+        return len(self.phases) - 1
+
+    def at_chunk_boundary(self, updates: int) -> bool:
+        i = self.phase_at(updates)
+        return (updates - self.starts[i]) % self.phases[i].updates_per_chunk == 0
+
+    def env_steps(self, updates: int) -> int:
+        """Environment steps taken by the first `updates` updates."""
+        return sum(min(max(updates - s, 0), p.num_updates) * p.steps_per_update
+                   for s, p in zip(self.starts, self.phases))
 
 
 @functools.lru_cache(maxsize=16)
 def programs(algo, config, family, num_episodes: int):
-    """(Train, seeded init, seeded run_chunk) for a run; cached, so a resumed or repeated run in
-    one process (tests, `reproduce`) reuses the compiled chunk."""
-    trainer = algo.make_train(config, family, num_episodes)
-    return (trainer, *algo.seeded(trainer))
+    """(Train, seeded init, seeded run_chunk of each phase) for a run; cached, so a resumed or
+    repeated run in one process (tests, `reproduce`) reuses the compiled chunks."""
+    from metarlkit.algos.common import seeded_chunk, seeded_init
+    from metarlkit.trial import TaskSource
+
+    trainer = algo.make_train(config, family, num_episodes, TaskSource(family, algo.fixed_train_tasks(config)))
+    return trainer, seeded_init(trainer.init), tuple(seeded_chunk(p.run_chunk) for p in trainer.phases)
+
+
+def _train_tasks_info(algo, config, family) -> dict[str, Any]:
+    """run.json's record of the training tasks: the distribution, or a fixed set with its hash."""
+    fixed = algo.fixed_train_tasks(config)
+    if fixed is None:
+        return {"source": "distribution"}
+    from metarlkit.tasks.tasksets import task_set_hash
+
+    return {"source": "fixed", "split": "train", "num_tasks": fixed, "task_set_hash": task_set_hash(family, "train", fixed)}
 
 
 _EXECUTABLES: dict[Any, Any] = {}
@@ -233,35 +291,42 @@ def compiled_chunk(run_chunk, state, n: int):
     return _EXECUTABLES[key]
 
 
-def _first_bad(metrics: dict[str, np.ndarray]):
-    """(update index in the chunk, seed) of the first non-finite loss, or None."""
-    bad = np.argwhere(~np.isfinite(metrics["loss"]))
-    return tuple(int(i) for i in bad[0]) if len(bad) else None
+def _first_bad(metrics: dict[str, np.ndarray], names):
+    """(update index in the chunk, seed) of the first non-finite value of a watched metric, or None."""
+    for name in names:
+        if name in metrics:
+            bad = np.argwhere(~np.isfinite(metrics[name]))
+            if len(bad):
+                return tuple(int(i) for i in bad[0])
+    return None
 
 
-def _write_status(run_dir, state, updates, trainer, train_wall, compile_s, message=None):
+def _write_status(run_dir, state, updates, plan, train_wall, compile_s, message=None):
+    steps = plan.env_steps(updates)
     status = {
         "state": state,
         "updates": updates,
-        "num_updates": trainer.num_updates,
-        "env_steps": updates * trainer.steps_per_update,
+        "num_updates": plan.num_updates,
+        "env_steps": steps,
         "train_wall_s": round(train_wall, 2),
         "compile_s": round(compile_s, 2),
-        "steps_per_s": round(updates * trainer.steps_per_update / train_wall) if train_wall > 0 else None,
+        "steps_per_s": round(steps / train_wall) if train_wall > 0 else None,
         "updated": _now(),
     }
+    if len(plan.phases) > 1:
+        status["phase"] = plan.phases[plan.phase_at(min(updates, plan.num_updates - 1))].name
     if message:
         status["message"] = message
     write_json(Path(run_dir) / STATUS_FILE, status)
     return status
 
 
-def _progress_bar(enabled: bool, trainer, initial: int):
+def _progress_bar(enabled: bool, total: int, initial: int):
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=trainer.num_updates, initial=initial, unit="update", file=sys.stderr,
+    return tqdm(total=total, initial=initial, unit="update", file=sys.stderr,
                 dynamic_ncols=True, mininterval=0)
 
 

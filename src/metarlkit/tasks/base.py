@@ -30,10 +30,15 @@ class StepInfo(NamedTuple):
       bandits, the current arm means).
     optimal_expected_reward: expected reward of the best action at this step; with
       `expected_reward` it gives pseudo-regret where `TaskFamily.defines_pseudo_regret`.
+    terminated: the step reached a true end of the episode (a goal, a fall): nothing follows it,
+      so learners do not bootstrap past it. An episode that ends only because it reached the
+      horizon is *truncated*, not terminated (the default, False); trials derive
+      truncated = done and not terminated.
     """
 
     expected_reward: Array
     optimal_expected_reward: Array
+    terminated: Array = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +103,14 @@ class TaskFamily:
         self.action_size  # noqa: B018  (raises the one-line error on discrete families)
         raise NotImplementedError
 
+    def action_box(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """`action_bounds` as per-dimension tuples of floats (hashable, for cached agents), or None
+        for discrete actions. Everywhere in the library, an agent's `action_bounds` means this box."""
+        if not self.continuous:
+            return None
+        size = self.action_size
+        return tuple(tuple(np.broadcast_to(np.asarray(b, np.float64), (size,)).tolist()) for b in self.action_bounds)
+
     @property
     def action_shape(self) -> tuple[int, ...]:
         """Shape of one action: () for discrete families, (D,) for continuous ones."""
@@ -133,7 +146,10 @@ class TaskFamily:
         raise NotImplementedError
 
     def step(self, key: Array, env_state: PyTree, action: Array, task: PyTree):
-        """One transition. Returns (obs, env_state, reward, done, StepInfo)."""
+        """One transition. Returns (obs, env_state, reward, done, StepInfo).
+
+        `done` ends the episode, whether at a true end (`StepInfo.terminated`) or at the horizon.
+        """
         raise NotImplementedError
 
     def optimal_return(self, task: PyTree) -> Array:

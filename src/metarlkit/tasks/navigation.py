@@ -119,10 +119,13 @@ class PointNavigation(TaskFamily):
         offset = pos - goal
         reward = self._reward(jnp.sqrt(jnp.sum(offset**2))).astype(jnp.float32)
         t = env_state.t + 1
-        done = t >= self.horizon
+        # Reaching the dense goal zone is a true end; the horizon only truncates.
+        terminated = jnp.bool_(False)
         if self.variant == "dense":
-            done = done | jnp.all(jnp.abs(offset) < DENSE_TOLERANCE)
-        info = StepInfo(expected_reward=reward, optimal_expected_reward=jnp.float32(jnp.nan))
+            terminated = jnp.all(jnp.abs(offset) < DENSE_TOLERANCE)
+        done = (t >= self.horizon) | terminated
+        info = StepInfo(expected_reward=reward, optimal_expected_reward=jnp.float32(jnp.nan),
+                        terminated=terminated)
         return pos, PointState(pos=pos, t=t), reward, done, info
 
     def optimal_return(self, task):

@@ -1,13 +1,29 @@
 """MAML-RL: meta-learn a policy initialisation from which a few policy-gradient steps solve a new task
 (Finn et al. 2017), with its variants' estimators (ProMP's LVC, DiCE) and outer optimisers (TRPO, PPO)."""
 
-from metarlkit.algos.common import seeded
 from metarlkit.algos.maml.agent import make_agent
 from metarlkit.algos.maml.config import PRESETS, MAMLConfig
-from metarlkit.algos.maml.train import Train, TrainState, check, default_episodes, make_train
+from metarlkit.algos.maml.train import TrainState, check, default_episodes, make_train
+from metarlkit.algos.registry import Algorithm, Curve, register
 
 Config = MAMLConfig
-NAME = "maml"
 
-__all__ = ["Config", "MAMLConfig", "NAME", "PRESETS", "Train", "TrainState", "check", "default_episodes",
-           "make_agent", "make_train", "seeded"]
+_AXIS = "episode return (solid: after adaptation, dashed: before)"
+
+ALGORITHM = register(Algorithm(
+    name="maml",
+    description="MAML-RL (and ProMP, DiCE, E-MAML): a policy initialisation that policy-gradient steps adapt",
+    config=MAMLConfig,
+    make_train=make_train,
+    make_agent=make_agent,
+    presets=PRESETS,
+    check=check,
+    default_episodes=default_episodes,
+    curves=(Curve("return_after", _AXIS, "-"), Curve("return_before", _AXIS, "--")),
+    progress_metric="return_after",
+    finite_metrics=("loss",),
+    divergence_hint="inner_lr, max_kl or outer_lr",
+))
+
+__all__ = ["ALGORITHM", "Config", "MAMLConfig", "PRESETS", "TrainState", "check", "default_episodes",
+           "make_agent", "make_train"]

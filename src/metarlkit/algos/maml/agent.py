@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent
-from metarlkit.algos.maml.losses import Episodes, inner_loss, process
+from metarlkit.rl.adaptation import Episodes, inner_loss, process
 from metarlkit.nets.mlp import mlp_policy
 
 
@@ -33,15 +33,18 @@ class MAMLState(NamedTuple):
     last_action: jax.Array  # the policy's own action at the last `act` (before `env_action`)
 
 
-def record(state: MAMLState) -> tuple[jax.Array, jax.Array]:
-    """What the learner records per step: (observation, the policy's own action)."""
+def record(state: MAMLState, transition) -> tuple[jax.Array, jax.Array]:
+    """What the learner records per step: (observation, the policy's own action, which differs
+    from the transition's environment action when actions are normalised)."""
+    del transition
     return state.last_obs, state.last_action
 
 
-def env_action(u: jax.Array, bounds: tuple | None) -> jax.Array:
-    """The environment's action for the policy's `u`: the identity, or with `bounds` = (low, high)
-    the affine map of [-1, 1] onto the box (rllab's `normalize`; the environment still clips)."""
-    if bounds is None:
+def env_action(u: jax.Array, bounds: tuple | None, normalize: bool = True) -> jax.Array:
+    """The environment's action for the policy's `u`: with `normalize` the affine map of [-1, 1]
+    onto the box `bounds` = (low, high) (rllab's `normalize`; the environment still clips), else
+    (or for discrete actions, `bounds` None) `u` itself."""
+    if bounds is None or not normalize:
         return u
     low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
     return low + (u + 1.0) * (0.5 * (high - low))
@@ -50,17 +53,19 @@ def env_action(u: jax.Array, bounds: tuple | None) -> jax.Array:
 @functools.lru_cache(maxsize=64)
 def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, activation: str,
                trajectories: int, inner_lrs: tuple[float, ...], inner_estimator: str, gamma: float,
-               gae_lambda: float, action_bounds: tuple | None = None, weighting: str = "episode") -> AdaptiveAgent:
+               gae_lambda: float, action_bounds: tuple | None = None, weighting: str = "episode",
+               normalize_actions: bool = False) -> AdaptiveAgent:
     """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict).
 
     Args:
       num_actions: discrete actions, or the action dimension (continuous).
       trajectories: episodes per round (per inner step).
       inner_lrs: step size of inner step 1, 2, ...; steps after the last use the last.
-      inner_estimator, gamma, gae_lambda: the inner step (see `losses.inner_loss`, `losses.process`).
-      action_bounds: continuous actions in policy units: the policy's [-1, 1] is mapped onto this
-        (low, high) box (`env_action`); None: the policy's action is the environment's.
-      weighting: the inner loss's mean over steps (`losses.step_mean`); 'episode' for run
+      inner_estimator, gamma, gae_lambda: the inner step (see `rl.adaptation.inner_loss`, `rl.adaptation.process`).
+      action_bounds: the family's action box (`TaskFamily.action_box`), None for discrete actions.
+      normalize_actions: the policy acts in box units: its [-1, 1] is mapped onto `action_bounds`
+        (`env_action`); False: the policy's action is the environment's.
+      weighting: the inner loss's mean over steps (`rl.adaptation.step_mean`); 'episode' for run
         directories saved before the option existed.
 
     Cached, so every agent of one configuration shares compiled evaluation programs.
@@ -92,7 +97,7 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
         del params
         obs = jnp.ravel(obs).astype(jnp.float32)
         action = mlp_policy(state.policy, obs, activation).sample(key)
-        return env_action(action, action_bounds), state._replace(last_obs=obs, last_action=action.astype(action_dtype))
+        return env_action(action, action_bounds, normalize_actions), state._replace(last_obs=obs, last_action=action.astype(action_dtype))
 
     def observe(params, state, transition):
         del params

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from metarlkit.rl.adaptation import INNER_ESTIMATORS, WEIGHTINGS
+
 OUTER = ("trpo", "ppo")
-INNER_ESTIMATORS = ("vpg", "dice", "lvc")
 ACTIVATIONS = ("tanh", "relu")
 LINE_SEARCHES = ("sequential", "vmapped")
-WEIGHTINGS = ("step", "episode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +144,9 @@ class MAMLConfig:
 # Named sets of overrides (`metarlkit train maml --preset NAME`); flags given with a preset win.
 PRESETS: dict[str, dict] = {
     "default": {},
+    # A run of seconds through every part of training (two chunks of one meta-iteration): a smoke test.
+    "tiny": {"hidden_sizes": (8,), "meta_batch": 2, "trajectories": 2, "eval_trajectories": 2, "meta_iterations": 2,
+             "checkpoint_iterations": 1, "cg_iterations": 2, "line_search_steps": 2},
     # Finn et al. (2017), 2D navigation: two 100-unit ReLU layers, alpha = 0.1 for the first inner
     # step and 0.05 after, meta-batch 20, keep the best iteration (by the training tasks' return).
     "paper": {"hidden_sizes": (100, 100), "activation": "relu", "inner_lr": 0.1, "inner_lr_later": 0.05,

@@ -21,21 +21,21 @@ theta in each conjugate-gradient iteration.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from metarlkit.algos.common import chunking
+from metarlkit.algos.registry import Train, single_phase
 from metarlkit.algos.maml import losses
 from metarlkit.algos.maml.agent import make_agent, record
 from metarlkit.algos.maml.config import MAMLConfig
 from metarlkit.nets.mlp import init_mlp_policy
 from metarlkit.rl.optim import trpo_step
 from metarlkit.tasks.base import TaskFamily
-from metarlkit.trial import run_trial
+from metarlkit.trial import TaskSource, rollout
 
 EVAL_STEPS = 3  # inner steps of the default evaluation trial (returns after 0..3 steps, as the MAML paper)
 
@@ -50,23 +50,6 @@ class TrainState(NamedTuple):
     kl_penalty: jax.Array  # float32, ProMP's current penalty weight (PPO; 0 when off)
     best_params: Any  # theta of the meta-iteration with the best post-adaptation return so far
     best_return: jax.Array  # float32, that return (the evaluation agent uses best_params with keep_best)
-
-
-class Train(NamedTuple):
-    """What `make_train` returns: the pure functions and the run's derived sizes."""
-
-    init: Callable[[jax.Array], TrainState]
-    run_chunk: Callable[[TrainState, int], tuple[TrainState, dict]]
-    num_updates: int  # meta-iterations in the whole run (a whole number of chunks)
-    updates_per_chunk: int  # meta-iterations per compiled chunk (a checkpoint follows each)
-    steps_per_update: int  # environment step slots per meta-iteration (tasks x episodes x horizon)
-    agent: Any  # the evaluation AdaptiveAgent theta drives
-    agent_args: dict  # make_agent's arguments for evaluation (saved in the run dir)
-    train_agent: Any  # the agent training rolls out with (its `trajectories` per round)
-    progress_metric: str = "return_after"  # the metric the progress bar shows
-    internals: Any = None  # the meta-iteration's stages as pure functions (for profiling)
-    trained_params: Any = None  # TrainState -> the params the evaluation agent runs
-    step_size_options: str = "inner_lr, max_kl or outer_lr"  # named when a run diverges
 
 
 def _sizes(family: TaskFamily) -> tuple[int, int]:
@@ -89,24 +72,16 @@ def agent_args(config: MAMLConfig, family: TaskFamily, trajectories: int, steps:
         "inner_estimator": config.inner_estimator,
         "gamma": config.gamma,
         "gae_lambda": config.gae_lambda,
-        "action_bounds": action_bounds(config, family),
+        "action_bounds": family.action_box(),
         "weighting": config.weighting,
+        "normalize_actions": bool(config.normalize_actions and family.continuous),
     }
 
 
-def action_bounds(config: MAMLConfig, family: TaskFamily) -> tuple | None:
-    """The box the policy's [-1, 1] is mapped onto (`normalize_actions`): (low, high), each a tuple
-    of floats per action dimension (hashable: agents are cached by their arguments)."""
-    if not (config.normalize_actions and family.continuous):
-        return None
-    size = family.action_size
-    return tuple(tuple(np.broadcast_to(np.asarray(b, np.float64), (size,)).tolist()) for b in family.action_bounds)
-
-
-def default_episodes() -> int:
-    """Episodes per evaluation trial when none are given: EVAL_STEPS + 1 rounds of the default
+def default_episodes(config: MAMLConfig | None = None) -> int:
+    """Episodes per evaluation trial when none are given: EVAL_STEPS + 1 rounds of
     eval_trajectories (the MAML paper's evaluation: returns after 0..3 steps, 40 episodes each)."""
-    return (EVAL_STEPS + 1) * MAMLConfig().eval_trajectories
+    return (EVAL_STEPS + 1) * (config or MAMLConfig()).eval_trajectories
 
 
 def check(config: MAMLConfig, family: TaskFamily, num_episodes: int) -> None:
@@ -118,19 +93,23 @@ def check(config: MAMLConfig, family: TaskFamily, num_episodes: int) -> None:
                          f"of --episodes")
 
 
-def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None = None) -> Train:
+def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None = None,
+               train_tasks: TaskSource | None = None) -> Train:
     """Builds MAML-RL meta-training on `family`.
 
     Args:
       config: MAMLConfig.
-      family: the task family (tasks drawn from its distribution by the run's key).
+      family: the task family.
       num_episodes: episodes of the evaluation trial (rounds of `eval_trajectories`; None:
-        `default_episodes()`); training trials are `inner_steps + 1` rounds of `trajectories`.
+        `default_episodes(config)`); training trials are `inner_steps + 1` rounds of `trajectories`.
+      train_tasks: where training tasks come from (default: fresh draws from the distribution).
 
     Returns:
-      Train(init, run_chunk, num_updates, updates_per_chunk, steps_per_update, agent, agent_args, train_agent).
+      Train with one phase; `extras` holds `train_agent` (the agent training rolls out with, its
+      `trajectories` per round) and `internals` (the meta-iteration's stages, for profiling).
     """
-    num_episodes = num_episodes or default_episodes()
+    num_episodes = num_episodes or default_episodes(config)
+    source = train_tasks or TaskSource(family)
     check(config, family, num_episodes)
     obs_size, num_actions = _sizes(family)
     K, P, M, H = config.inner_steps, config.trajectories, config.meta_batch, family.horizon
@@ -155,13 +134,7 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
 
     def collect(params, key):
         """Plays a trial of each of M fresh tasks; returns per-task data [M, ...] and round returns."""
-        key_tasks, key_env, key_agent = jax.random.split(key, 3)
-        tasks = jax.vmap(family.sample_task)(jax.random.split(key_tasks, M))
-
-        def one(task, env_key, agent_key):
-            return run_trial(family, train_agent, params, task, env_key, agent_key, rounds * P, record=record)
-
-        rec = jax.vmap(one)(tasks, jax.random.split(key_env, M), jax.random.split(key_agent, M))
+        _, rec = rollout(source, train_agent, params, key, M, rounds * P, record=record)
         split = lambda x: x.reshape((M, rounds, P) + x.shape[2:])  # noqa: E731
         obs, actions = rec.extras  # the policy's own actions, which the agent's inner steps used
         episodes = losses.Episodes(split(obs), split(actions), split(rec.reward), split(rec.valid))
@@ -259,5 +232,6 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     def trained_params(state: TrainState):
         return state.best_params if config.keep_best else state.params
 
-    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, eval_agent, eval_args, train_agent,
-                 internals=internals, trained_params=trained_params)
+    return Train(init, single_phase(run_chunk, num_updates, per_chunk, steps_per_update), eval_agent, eval_args,
+                 trained_params=trained_params, current_params=lambda state: state.params,
+                 extras={"train_agent": train_agent, "internals": internals})

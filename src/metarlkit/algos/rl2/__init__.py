@@ -1,12 +1,24 @@
 """RL2 / "learning to reinforcement learn": a recurrent policy whose hidden state, carried across
 the episodes of a trial, becomes the learning algorithm (Duan et al. 2016; Wang et al. 2016)."""
 
+from metarlkit.algos.registry import Algorithm, Curve, register
 from metarlkit.algos.rl2.agent import make_agent
 from metarlkit.algos.rl2.config import PRESETS, RL2Config
-from metarlkit.algos.common import seeded
-from metarlkit.algos.rl2.train import Train, TrainState, make_train
+from metarlkit.algos.rl2.train import TrainState, make_train
 
 Config = RL2Config
-NAME = "rl2"
 
-__all__ = ["Config", "NAME", "PRESETS", "RL2Config", "Train", "TrainState", "make_agent", "make_train", "seeded"]
+ALGORITHM = register(Algorithm(
+    name="rl2",
+    description="RL2: a recurrent (or transformer) policy whose memory across a trial's episodes learns the task",
+    config=RL2Config,
+    make_train=make_train,
+    make_agent=make_agent,
+    presets=PRESETS,
+    curves=(Curve("trial_expected_return", "mean expected total reward per training trial"),),
+    progress_metric="trial_return",
+    finite_metrics=("loss",),
+    divergence_hint="learning_rate or max_grad_norm",
+))
+
+__all__ = ["ALGORITHM", "Config", "PRESETS", "RL2Config", "TrainState", "make_agent", "make_train"]

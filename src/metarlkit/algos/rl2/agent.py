@@ -41,7 +41,9 @@ class StepData(NamedTuple):
     value: jax.Array
 
 
-def record(state: RL2State) -> StepData:
+def record(state: RL2State, transition) -> StepData:
+    """The learner's per-step record: what the network saw and said (the rest is in StepRecord)."""
+    del transition
     return StepData(state.x, state.logp, state.value)
 
 

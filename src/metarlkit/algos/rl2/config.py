@@ -133,6 +133,9 @@ PRESETS: dict[str, dict] = {
     # `make demo`: about two minutes of training on this CPU (a 64-unit GRU runs 2.2x faster than
     # 128 units and, in two minutes, ends higher: 73.9 vs 72.2 on k=5, n=100).
     "demo": {"total_steps": 10_000_000, "hidden_size": 64},
+    # A run of seconds through every part of training (two chunks on short trials): a smoke test.
+    "tiny": {"total_steps": 1280, "checkpoint_steps": 640, "tasks_per_update": 8, "hidden_size": 8,
+             "epochs": 1, "minibatches": 2},
     # 3.5x the default budget, same schedule shapes: 38 min for one seed on the 2-core CPU (three
     # vmapped seeds take about twice that).
     # k=5 seeds 0/1/2: 78.77 / 78.16 / 78.66, mean 78.53 (paper 78.7, UCB1 78.55); k=10: 83.00 / 83.07 / 82.70,

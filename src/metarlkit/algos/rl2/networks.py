@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from metarlkit.nets.heads import PolicyHead
 from metarlkit.nets.cores import make_core
+from metarlkit.nets.heads import PolicyHead
+from metarlkit.nets.pure import pure_module
 
 
 def input_size(obs_size: int, num_actions: int, time_input: bool, prev_obs_input: bool = False) -> int:
@@ -132,12 +133,9 @@ def network_def(shape: NetworkShape) -> Network:
     is not fed after an early episode end); the transformer computes all steps at once with the
     same result.
     """
-    template = nnx.eval_shape(lambda: RL2Network(shape, rngs=nnx.Rngs(0)))
-    graphdef, _ = nnx.split(template)
-    initial_carry = template.core.initial_carry
-
-    def apply(params, carry, x):
-        return nnx.merge(graphdef, params)(carry, x)
+    module = pure_module(lambda rngs: RL2Network(shape, rngs=rngs))
+    initial_carry = module.template.core.initial_carry
+    apply = module.apply
 
     def scan_unroll(params, x_t, valid_t):
         def step(carry, inputs):
@@ -150,10 +148,7 @@ def network_def(shape: NetworkShape) -> Network:
         return dist, value
 
     def parallel_unroll(params, x_t, valid_t):
-        return nnx.merge(graphdef, params).sequence(x_t, valid_t)
+        return apply(params, x_t, valid_t, method="sequence")
 
-    def init_params(key):
-        return nnx.split(RL2Network(shape, rngs=nnx.Rngs(params=key)))[1]
-
-    unroll = parallel_unroll if hasattr(template.core, "sequence") else scan_unroll
-    return Network(graphdef, apply, unroll, init_params, initial_carry)
+    unroll = parallel_unroll if hasattr(module.template.core, "sequence") else scan_unroll
+    return Network(module.graphdef, apply, unroll, module.init_params, initial_carry)

@@ -17,25 +17,25 @@ Seeds are a `vmap` of both functions over keys (`seeded`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from metarlkit.algos.common import chunking
+from metarlkit.algos.registry import Train, single_phase
 from metarlkit.algos.rl2.agent import make_agent, record
 from metarlkit.algos.rl2.config import RL2Config
 from metarlkit.algos.rl2.losses import Batch, loss_fn
 from metarlkit.algos.rl2.networks import NetworkShape, input_size, network_def
 from metarlkit.rl.returns import gae
 from metarlkit.tasks.base import TaskFamily
-from metarlkit.trial import run_trial
+from metarlkit.trial import TaskSource, rollout
 
 
 class TrainState(NamedTuple):
-    """Everything a run needs to continue exactly (one seed; `seeded` adds a leading axis)."""
+    """Everything a run needs to continue exactly (one seed; the runner adds a leading axis)."""
 
     params: Any  # network params (nnx.State)
     opt_state: Any  # optax state
@@ -43,24 +43,9 @@ class TrainState(NamedTuple):
     update: jax.Array  # int32, updates done
 
 
-class Train(NamedTuple):
-    """What `make_train` returns: the pure functions and the run's derived sizes."""
-
-    init: Callable[[jax.Array], TrainState]
-    run_chunk: Callable[[TrainState, int], tuple[TrainState, dict]]
-    num_updates: int  # updates in the whole budget (a whole number of chunks)
-    updates_per_chunk: int  # updates per compiled chunk (a checkpoint follows each)
-    steps_per_update: int  # environment steps per update
-    agent: Any  # the AdaptiveAgent the params drive
-    agent_args: dict  # make_agent's arguments (saved in the run dir to rebuild the agent)
-    network: Any  # the network's pure functions (`networks.Network`): the learner unrolls with it
-
-
 def agent_args(config: RL2Config, family: TaskFamily, num_episodes: int) -> dict:
     """make_agent's arguments for `family`: a categorical head, or a Gaussian over the action box."""
-    bounds = None
-    if family.continuous:
-        bounds = tuple(_hashable(b) for b in family.action_bounds)
+    bounds = family.action_box()
     transformer = config.core == "transformer"
     return {
         "obs_size": math.prod(family.obs_shape),
@@ -80,24 +65,22 @@ def agent_args(config: RL2Config, family: TaskFamily, num_episodes: int) -> dict
     }
 
 
-def _hashable(bound):
-    """A bound as a float, or a tuple of floats for per-dimension bounds (make_agent is cached)."""
-    arr = np.asarray(bound, np.float64)
-    return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
-
-
-def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Train:
+def make_train(config: RL2Config, family: TaskFamily, num_episodes: int,
+               train_tasks: TaskSource | None = None) -> Train:
     """Builds RL2 training for `family` with trials of `num_episodes` episodes.
 
     Args:
       config: RL2Config.
-      family: the task family trained on (tasks drawn from its distribution by the run's key).
+      family: the task family trained on.
       num_episodes: episodes per trial.
+      train_tasks: where training tasks come from (default: fresh draws from the distribution by
+        the run's key).
 
     Returns:
-      Train(init, run_chunk, num_updates, updates_per_chunk, steps_per_update, agent, agent_args, network).
+      Train with one phase; `extras["network"]` holds the network's pure functions.
     """
     family.check_episodes(num_episodes)
+    source = train_tasks or TaskSource(family)
     args = agent_args(config, family, num_episodes)
     agent = make_agent(**args)
     d = input_size(args["obs_size"], args["num_actions"], config.time_input, config.prev_obs_input)
@@ -125,20 +108,10 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
         params = net.init_params(key_params)
         return TrainState(params, optimizer.init(params), key, jnp.int32(0))
 
-    def rollout(params, key):
-        key_tasks, key_env, key_agent = jax.random.split(key, 3)
-        tasks = jax.vmap(family.sample_task)(jax.random.split(key_tasks, B))
-
-        def one(task, env_key, agent_key):
-            return run_trial(family, agent, params, task, env_key, agent_key, num_episodes, record=record)
-
-        rec = jax.vmap(one)(tasks, jax.random.split(key_env, B), jax.random.split(key_agent, B))
-        flat = jax.tree_util.tree_map(lambda a: a.reshape((B, T) + a.shape[3:]), rec)
-        return flat
-
     def update(state: TrainState, _):
         key_rollout, key_sgd, key = jax.random.split(state.key, 3)
-        rec = rollout(state.params, key_rollout)
+        _, rec = rollout(source, agent, state.params, key_rollout, B, num_episodes, record=record)
+        rec = jax.tree_util.tree_map(lambda a: a.reshape((B, T) + a.shape[3:]), rec)
         reward = rec.expected_reward if config.expected_reward_returns else rec.reward
         adv, target = jax.vmap(lambda r, v, ok: gae(r, v, config.gamma, config.gae_lambda, 0.0, ok))(
             reward * config.reward_scale, rec.extras.value, rec.valid
@@ -178,4 +151,9 @@ def make_train(config: RL2Config, family: TaskFamily, num_episodes: int) -> Trai
     def run_chunk(state: TrainState, num: int):
         return jax.lax.scan(update, state, None, length=num)
 
-    return Train(init, run_chunk, num_updates, per_chunk, steps_per_update, agent, args, net)
+    return Train(init, single_phase(run_chunk, num_updates, per_chunk, steps_per_update), agent, args,
+                 trained_params=_params, current_params=_params, extras={"network": net})
+
+
+def _params(state: TrainState):
+    return state.params
