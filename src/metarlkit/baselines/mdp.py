@@ -25,8 +25,7 @@ The rules, episode by episode:
            `samples` = K MDPs independently as in psrl and back up, at every step and (s, a),
            the most valuable of them: Q_t(s, a) = max_k [R_k(s, a) + P_k(. | s, a) . V_{t+1}],
            V_t = max_a Q_t; K = 1 is psrl. (Keeping instead the one sample of highest start
-           value, max_k max_a Q_k[0, 0, a], scored 135.7 against psrl's 130.6 on the validation
-           tasks at 10 episodes: `metarlkit reproduce rl2-mdps` at commit 25498bd.)
+           value, max_k max_a Q_k[0, 0, a], scored lower on the validation tasks; docs/baselines.md.)
            The buffer of samples is static (the largest K the agent must support), the first K
            are drawn in a loop (`sample_mdps_up_to`: cost grows with K, not with the buffer) and
            the rest are masked out, so a grid of K is one compiled program. Sample 0 is PSRL's

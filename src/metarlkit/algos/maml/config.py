@@ -155,8 +155,8 @@ PRESETS: dict[str, dict] = {
     # maml_trpo_point.py and test_maml_point.py): the paper preset with actions normalised onto the
     # velocity box (rllab's `normalize`), inner step 0.5 in those units (0.25 for later steps, as the
     # test script), rllab's step-weighted losses, meta-batch 40 (the training script's "more
-    # stable" choice) and 100 meta-iterations. One step on 500 test goals, 3 seeds: -11.79 /
-    # -11.42 / -11.53 (docs/maml.md); the paper's -11.68. At meta-batch 20 one seed of three drifted.
+    # stable" choice: at meta-batch 20 seeds drift) and 100 meta-iterations. Results against the
+    # paper's: docs/maml-results.md.
     "paper-code": {"hidden_sizes": (100, 100), "activation": "relu", "keep_best": True, "normalize_actions": True,
                    "inner_lr": 0.5, "inner_lr_later": 0.25, "weighting": "step", "meta_batch": 40,
                    "meta_iterations": 100},

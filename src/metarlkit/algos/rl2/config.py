@@ -130,29 +130,26 @@ class RL2Config:
 # Named sets of overrides (`metarlkit train rl2 --preset NAME`); flags given with a preset win.
 PRESETS: dict[str, dict] = {
     "default": {},
-    # `make demo`: about two minutes of training on this CPU (a 64-unit GRU runs 2.2x faster than
-    # 128 units and, in two minutes, ends higher: 73.9 vs 72.2 on k=5, n=100).
+    # `make demo`: about two minutes of training on a 2-core CPU; a 64-unit GRU, faster than 128
+    # units and higher after that budget (docs/rl2-results.md, `make demo`).
     "demo": {"total_steps": 10_000_000, "hidden_size": 64},
     # A run of seconds through every part of training (two chunks on short trials): a smoke test.
     "tiny": {"total_steps": 1280, "checkpoint_steps": 640, "tasks_per_update": 8, "hidden_size": 8,
              "epochs": 1, "minibatches": 2},
-    # 3.5x the default budget, same schedule shapes: 38 min for one seed on the 2-core CPU (three
-    # vmapped seeds take about twice that).
-    # k=5 seeds 0/1/2: 78.77 / 78.16 / 78.66, mean 78.53 (paper 78.7, UCB1 78.55); k=10: 83.00 / 83.07 / 82.70,
-    # mean 82.92 (paper 83.5, UCB1 83.24).
+    # 3.5x the default budget, same schedule shapes: the RL2 column of the paper's Table 1
+    # (docs/rl2-results.md).
     "paper-budget": {"total_steps": 140_000_000},
     "a2c": {"algorithm": "a2c", "learning_rate": 7e-4},
     # The eleven-arm bandit (`--task eleven-arm-bandit --episodes 1`): the informative arm pays
     # less than a plain arm, so at the default entropy weight the policy stops pulling it before
-    # it has learnt to read the target from its reward, and settles on sweeping the plain arms
-    # (11.1 after 3M steps). A strong initial entropy bonus keeps it alive: 20.5 of 20.55.
+    # it has learnt to read the target from its reward, and settles on sweeping the plain arms.
+    # A strong initial entropy bonus keeps it alive (docs/rl2-results.md, eleven-arm bandit).
     "eleven-arm": {"total_steps": 10_000_000, "tasks_per_update": 1024, "entropy_coef": 0.3},
     # Tabular MDPs (`--task tabular-mdp --episodes 10|25`): the agent has to remember the rewards
     # of up to 50 state-action pairs and look them up by the current state. A GRU learnt that
-    # slowly (124 at n=10 after 30M steps, the paper's RL2 156.2); a 2-layer transformer over the
-    # trial's steps reached 145 on the test tasks after 5M steps, and this preset 158.7-160.7
-    # (3 seeds, 1000 test tasks) after 20M. The whole last transition as input and returns on
-    # expected rewards (unit reward noise) helped the GRU; kept here.
+    # slowly; a 2-layer transformer over the trial's steps learns it far faster (docs/rl2-results.md,
+    # tabular MDPs). The whole last transition as input and returns on expected rewards (unit
+    # reward noise) helped the GRU; kept here.
     "mdp": {"core": "transformer", "hidden_size": 64, "layers": 2, "heads": 4, "prev_obs_input": True,
             "expected_reward_returns": True, "tasks_per_update": 128, "reward_scale": 0.05,
             "entropy_coef": 0.01, "total_steps": 20_000_000},
