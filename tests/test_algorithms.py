@@ -66,7 +66,12 @@ def check_train_resume_load_evaluate(name: str, task: str, tmp_path) -> None:
         pytest.skip(f"{name} does not support {family.describe_actions()} actions")
     config = tiny_config(algo)
     episodes = trial_length(algo, config, family)
-    algo.check_run(config, family, episodes)
+    try:
+        algo.check_run(config, family, episodes)
+    except ValueError as err:  # the algorithm's own declared refusal, in one line (never on the basic pair)
+        if task in (DISCRETE, CONTINUOUS):
+            raise
+        pytest.skip(f"{name} refuses {task}: {err}")
     full, cut = tmp_path / "full", tmp_path / "cut"
     status = train(algo, config, family, episodes, full, progress=False, tensorboard=False)
     assert status["state"] == "complete"

@@ -330,9 +330,10 @@ def test_parallel_episodes_see_the_same_draws_as_sequential_ones():
     parallel = resolved.agent._replace(end_episode=first, parallel_episodes=3)
     task = family.sample_task(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
-    runs = [jax.jit(lambda p, task, k0, k1, a=a: run_trial(family, a, p, task, k0, k1, 6))(
+    runs = [jax.jit(lambda p, task, k0, k1, a=a: run_trial(family, a, p, task, k0, k1, 6, transitions=True))(
         resolved.params, task, keys[0], keys[1]) for a in (resolved.agent, parallel)]
-    assert_records_equal(runs[1], jax.tree_util.tree_map(np.asarray, runs[0]))
+    assert_records_equal(runs[1], jax.tree_util.tree_map(np.asarray, runs[0]))  # transitions included
+    assert runs[1].next_obs.shape == (6, 4) + family.obs_shape
     assert len(np.unique(np.asarray(runs[0].action))) > 1
 
 

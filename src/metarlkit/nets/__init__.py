@@ -1,9 +1,11 @@
 """Network building blocks shared by algorithms: recurrent and transformer cores, policy heads and
-action distributions."""
+action distributions, and NNX modules as pure functions (`pure_module`)."""
 
 from metarlkit.nets.cores import CORES, make_core
 from metarlkit.nets.heads import Categorical, DiagGaussian, PolicyHead
+from metarlkit.nets.pure import PureModule, pure_module
 from metarlkit.nets.recurrent import RecurrentCore
 from metarlkit.nets.transformer import TransformerCore
 
-__all__ = ["CORES", "Categorical", "DiagGaussian", "PolicyHead", "RecurrentCore", "TransformerCore", "make_core"]
+__all__ = ["CORES", "Categorical", "DiagGaussian", "PolicyHead", "PureModule", "RecurrentCore", "TransformerCore",
+           "make_core", "pure_module"]

@@ -1,5 +1,5 @@
-"""Reinforcement-learning pieces shared by every algorithm: advantages, policy losses, and the
-optimisation pieces of TRPO-style algorithms."""
+"""Reinforcement-learning pieces shared by every algorithm: advantages, policy losses, the
+optimisation pieces of TRPO-style algorithms, and policy-gradient adaptation (`rl.adaptation`)."""
 
 from metarlkit.rl.losses import (
     masked_mean,

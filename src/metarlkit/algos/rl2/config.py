@@ -134,7 +134,7 @@ PRESETS: dict[str, dict] = {
     # units and higher after that budget (docs/rl2-results.md, `make demo`).
     "demo": {"total_steps": 10_000_000, "hidden_size": 64},
     # A run of seconds through every part of training (two chunks on short trials): a smoke test.
-    "tiny": {"total_steps": 1280, "checkpoint_steps": 640, "tasks_per_update": 8, "hidden_size": 8,
+    "tiny": {"total_steps": 4000, "checkpoint_steps": 2000, "tasks_per_update": 8, "hidden_size": 8,
              "epochs": 1, "minibatches": 2},
     # 3.5x the default budget, same schedule shapes: the RL2 column of the paper's Table 1
     # (docs/rl2-results.md).
