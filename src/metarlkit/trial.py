@@ -24,7 +24,9 @@ class StepRecord(NamedTuple):
 
     The transition fields (`obs` .. `truncated`) are recorded only when a trial is asked for
     `transitions=True` (off-policy learners, model learners); otherwise they are None, so trials
-    that do not need them (RL2's, evaluation's) hold no more memory than before.
+    that do not need them (RL2's, evaluation's) hold no more memory than before. Like every field,
+    they mean something only where `valid` (after an episode's end the environment is frozen and
+    `terminated` and `truncated` are False).
     """
 
     action: jax.Array

@@ -37,8 +37,8 @@ How it is computed (numpy, on the host, once per (number of pulls, discount), th
     1500 pulls deeper (N = 500, all its states), below 1.5e-4 for g = 0.99 but up to 2e-3 for
     g = 0.999, whose effective horizon (1000 pulls) exceeds the margin. Index(0, 0) is 0.70289 for
     g = 0.9 (Gittins tabulates 0.7029) and 0.86986 for g = 0.99.
-  * Cost: about 1.2 s of CPU per discount for 500 pulls (0.1 s for 10 pulls, the margin dominates);
-    tables are [N, N] float32 (1 MB for 500 pulls). Trials longer than MAX_PULLS are refused.
+  * Cost: one table per discount, [N, N] float32 (1 MB for 500 pulls), computed in time that
+    grows with N (docs/baselines.md). Trials longer than MAX_PULLS are refused.
 """
 
 from __future__ import annotations

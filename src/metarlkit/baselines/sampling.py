@@ -17,11 +17,8 @@ through every call at a cost close to the sampling itself, although it almost ne
 stage 3 therefore folds the mapped axes into the rows of one loop with a scalar condition
 (`_finish`, a `custom_vmap`). Beta(a, b) is X / (X + Y) of two gammas drawn as one array.
 Gathering the rejected elements (`_compact`) avoids `jnp.nonzero`, whose cumulative sum and
-scatter cost more than the proposals themselves here. Measured in place (OTS with 20 samples on
-50-armed bandits, 1000 trials of 100 pulls, 2-core CPU): 5.0 s, against 6.8 s for one retry
-stage of a quarter of the array found by `jnp.nonzero` and a `vmap`ped loop, and 1.5 s for the
-first proposal alone (inexact); benchmarks/sampling_throughput.py compares it with
-`jax.random.gamma` and `jax.random.beta`.
+scatter cost more than the proposals themselves here (timings, and a comparison with
+`jax.random.gamma` and `jax.random.beta`: benchmarks/README.md, `sampling_throughput.py`).
 """
 
 from __future__ import annotations
