@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-# The demo trains RL2 for about two minutes (a fresh run each time), then scores it beside the
+# The demo trains RL2 for a few minutes (a fresh run each time), then scores it beside the
 # classic agents on the same 1000 test tasks and plots the run.
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)/rl2-k5-n100

@@ -121,6 +121,16 @@ def test_every_config_field_is_documented_and_every_preset_is_valid(name):
     for preset, overrides in algo.presets.items():
         build(algo.config, overrides, source=f"{name} preset {preset}")
     assert algo.description and "\n" not in algo.description
+    for family in tasks.names():  # a run without --preset finds its preset on every family
+        assert algo.default_preset(tasks.make(family)) in algo.presets, (name, family)
+
+
+def test_maml_defaults_to_the_papers_setting_on_dense_navigation_only():
+    maml = algos.get("maml")
+    assert maml.default_preset(tasks.from_spec("point-navigation")) == "paper-code"
+    assert maml.default_preset(tasks.from_spec("point-navigation:variant=sparse")) == "standard"
+    assert maml.default_preset(tasks.from_spec(DISCRETE)) == "standard"
+    assert "default" not in maml.presets and maml.presets["standard"] == {}
 
 
 def test_the_registry_rejects_duplicates_and_names_what_exists():
@@ -199,8 +209,9 @@ def test_toy_trains_resumes_evaluates_and_plots_through_the_cli(tmp_path, capsys
     run, cut = tmp_path / "run", tmp_path / "cut"
     args = ["--task", DISCRETE, "--episodes", "2", "--no-progress", "--no-tensorboard"]
     assert main(["train", TOY.name, *args, "--preset", "fixed-tasks", "--learning-rate", "0.1", "--out", str(run)]) == 0
-    config = json.loads((run / "run.json").read_text())["config"]
-    assert (config["train_tasks"], config["learning_rate"]) == (10, 0.1)
+    info = json.loads((run / "run.json").read_text())
+    config = info["config"]
+    assert (config["train_tasks"], config["learning_rate"], info["preset"]) == (10, 0.1, "fixed-tasks")
     assert "phase" in read(run)[0] and {r["phase"] for r in read(run)} == {"collect", "train"}
     assert json.loads((run / "status.json").read_text())["state"] == "complete"
 

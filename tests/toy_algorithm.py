@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,9 @@ from metarlkit.trial import TaskSource, rollout
 @dataclasses.dataclass(frozen=True)
 class ToyConfig:
     """Options of the toy policy-gradient learner."""
+
+    LIMITS: ClassVar[dict[str, int]] = {"tasks_per_update": 4096, "buffer_size": 10**8, "seed": 2**31 - 1,
+                                        "seeds": 1024}
 
     learning_rate: float = 0.05
     """Adam step size of the policy-gradient step."""

@@ -25,6 +25,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+MAX_COUNT = 10**9  # no count on the command line is larger (finer bounds are checked where they apply)
+MAX_CHUNK = 100_000  # tasks per compiled evaluation call (a split's size)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -32,6 +36,29 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a whole number <= {MAX_COUNT:,}, got {value:,}")
+    return value
+
+
+def _chunk_size(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_CHUNK:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_CHUNK:,} tasks per compiled call, got {value:,}")
+    return value
+
+
+MAX_SEED = 2**31 - 1
+
+
+def _seed(text: str) -> int:
+    """An agent seed: a whole number in 0 .. 2^31 - 1 (the same range as a training run's seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0 .. {MAX_SEED:,}, got {value:,}")
     return value
 
 
@@ -42,11 +69,42 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
-def _check_output(path: str | None, flag: str) -> None:
+def _check_output(path: str | None, flag: str, plot: bool = False, directory: bool = False) -> None:
+    """Checks an output path before any work: not empty, not a directory (a file for --json and
+    --plot), a supported figure format for plots, and a writable place (probed by creating a
+    temporary file in the nearest existing directory above it, then removing it)."""
     if path is None:
         return
-    if os.path.isdir(path):
+    if not path.strip():
+        raise UsageError(f"{flag} needs a file name, got an empty one")
+    if not directory and os.path.isdir(path):
         raise UsageError(f"{flag} {path!r} is a directory; give a file name such as {os.path.join(path, 'out')}")
+    if plot:
+        ext = os.path.splitext(path)[1].lstrip(".").lower()
+        formats = _figure_formats()
+        if ext and ext not in formats:
+            raise UsageError(f"{flag} {path!r}: figures can be written as {', '.join(sorted(formats))}; "
+                             f"change the extension")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{flag} {path!r}: {parent!r} is a file, not a directory; choose another path")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".metarlkit-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(f"{flag} {path!r} cannot be written in {parent!r} ({err.strerror}); "
+                         f"choose a writable directory") from None
+
+
+def _figure_formats() -> set[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
 
 
 def _load_config(path: str) -> dict[str, Any]:
@@ -156,10 +214,14 @@ def _split_agent_spec(spec: str):
     from metarlkit.specs import parse_spec
 
     path, _, rest = spec.partition(":")
+    classic = "/" not in path and _is_classic_agent(path)
     if not is_run_dir(path):
-        if os.path.isdir(path) and path not in ("", "."):
+        if os.path.isdir(path) and path not in ("", ".") and not classic:
             raise UsageError(f"{path!r} is a directory but not a training run (no run.json); give the --out of 'metarlkit train'")
         return None
+    if classic:  # a run directory named like a classic agent: neither may silently win
+        raise UsageError(f"{path!r} is both a run directory here and the classic agent {path!r}; "
+                         f"write ./{path} for the run, or run from another directory for the agent")
     _, options = parse_spec("run:" + rest if rest else "run")
     unknown = sorted(set(options) - {"seed"})
     if unknown:
@@ -169,6 +231,16 @@ def _split_agent_spec(spec: str):
     except ValueError:
         raise UsageError(f"seed must be a whole number, got {options['seed']!r}") from None
     return path, seed
+
+
+def _is_classic_agent(name: str) -> bool:
+    from metarlkit import baselines
+
+    try:
+        baselines.get(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _load_run(spec: str):
@@ -258,7 +330,7 @@ def _run_agents(specs: Sequence[str], args):
         raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
     _check_tasks(args.split, args.num_tasks, args.tune_tasks)
     _check_output(args.json, "--json")
-    _check_output(args.plot, "--plot")
+    _check_output(args.plot, "--plot", plot=True)
     # Check every agent before running any, so bad specs fail fast, and start compiling their
     # programs on worker threads: the next agent's compile overlaps this one's run.
     entries = [_Trained(runs[s], family, episodes) if s in runs else _Classic(s, family, episodes) for s in specs]
@@ -439,6 +511,8 @@ def cmd_train(args) -> int:
 
     algo = algos.get(args.algorithm)
     overrides = {k[len("cfg_"):]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    if args.accept_config_change and not args.resume:
+        raise UsageError("--accept-config-change goes with --resume RUN_DIR")
     if args.resume:
         given = sorted(overrides) + [f for f in ("task", "episodes", "out", "preset", "config") if getattr(args, f)]
         if given:
@@ -450,7 +524,7 @@ def cmd_train(args) -> int:
             raise UsageError(str(err)) from None
         if info["algorithm_name"] != algo.name:
             raise UsageError(f"{run_dir} is a {info['algorithm_name']} run; use 'metarlkit train {info['algorithm_name']} --resume {run_dir}'")
-        config = family = episodes = None
+        config = family = episodes = preset = None
     else:
         if not args.out:
             raise UsageError("give --out RUN_DIR (a new directory for checkpoints, logs and the config)")
@@ -458,7 +532,10 @@ def cmd_train(args) -> int:
             raise UsageError("give --task NAME[:key=value,...] (see 'metarlkit tasks')")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise UsageError(f"--out {args.out!r} is a file; give a directory")
-        preset = args.preset or "default"
+        _check_output(args.out, "--out", directory=True)
+        from metarlkit import tasks
+
+        preset = args.preset or algo.default_preset(tasks.from_spec(args.task))
         if preset not in algo.presets:
             raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(algo.presets)}")
         layers = [algo.presets[preset]]
@@ -477,7 +554,8 @@ def cmd_train(args) -> int:
         run_dir = args.out
     try:
         status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),
-                       progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+                       progress=not args.no_progress, tensorboard=not args.no_tensorboard,
+                       preset=None if args.resume else preset, accept_config_change=args.accept_config_change)
     except RunDirError as err:
         raise UsageError(str(err)) from None
     except TrainingDiverged as err:
@@ -515,7 +593,7 @@ def cmd_plot(args) -> int:
     for path in args.run_dir:
         if _split_agent_spec(path) is None:
             raise UsageError(f"{path!r} is not a training run (no run.json); give the --out of 'metarlkit train'")
-    _check_output(args.out, "--out")
+    _check_output(args.out, "--out", plot=True)
     chosen = None
     if args.baselines is not None:
         from metarlkit import baselines
@@ -562,10 +640,10 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes per trial")
     p.add_argument("--num-tasks", type=_positive_int, default=1000, metavar="M", help="test tasks (default 1000)")
     p.add_argument("--split", default="test", choices=("test", "validation", "train"), help="task split (default test)")
-    p.add_argument("--seed", type=int, default=0, help="the agent's random seed (tasks are fixed by family and split)")
+    p.add_argument("--seed", type=_seed, default=0, help="the agent's random seed (tasks are fixed by family and split)")
     p.add_argument("--tune-tasks", type=_positive_int, default=500, metavar="M",
                    help="validation tasks for tuning knobs not given in the agent spec (default 500)")
-    p.add_argument("--chunk-size", type=_positive_int, default=None, metavar="M", help="tasks per compiled call")
+    p.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="M", help="tasks per compiled call")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a plot (PNG/PDF/SVG by extension)")
     if not multi:
@@ -601,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", choices=tuple(EXPERIMENTS), help="which table")
     p.add_argument("--num-tasks", type=_positive_int, default=1000, metavar="M", help="test tasks per cell (default 1000)")
     p.add_argument("--tune-tasks", type=_positive_int, default=200, metavar="M", help="validation tasks for tuning (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="agent seed")
+    p.add_argument("--seed", type=_seed, default=0, help="agent seed (0 .. 2^31 - 1)")
     p.add_argument("--n", type=_int_list, metavar="N,N", help="only these n (pulls or episodes)")
     p.add_argument("--k", type=_int_list, metavar="K,K", help="only these k (arms; bandits)")
     p.add_argument("--agents", metavar="A,B", help="only these agents")
@@ -625,6 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes per trial")
         q.add_argument("--out", metavar="RUN_DIR", help="new directory for the run (config, checkpoints, logs)")
         q.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+        q.add_argument("--accept-config-change", action="store_true",
+                       help="with --resume: continue although run.json was edited since the checkpoint "
+                            "(recorded in run.json's config_changes)")
         q.add_argument("--preset", help="named set of options: " + ", ".join(algo.presets))
         q.add_argument("--config", metavar="FILE", help="JSON or TOML file of options (a run's run.json works too)")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,6 +7,7 @@ round-trips: `format_spec(*parse_spec(s))` names the same object as `s`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any
 
@@ -84,18 +85,36 @@ def build_options(cls: type, options: dict[str, Any], what: str) -> Any:
         valid = ", ".join(sorted(fields)) or "(none)"
         raise SpecError(f"{what} has no option {unknown[0]!r}; valid options: {valid}")
     kwargs = {}
+    limits = limits_of(cls)
     for key, raw in options.items():
         kind = hints[key]
         if typing.get_origin(kind) is typing.Union:  # Optional[X]
             args = [a for a in typing.get_args(kind) if a is not type(None)]
             kind = args[0] if args else str
         kwargs[key] = _convert(raw, kind, f"{what} option {key!r}")
+        _check_number(kwargs[key], limits.get(key), f"{what} option {key!r}")
     try:
         return cls(**kwargs)
     except SpecError:
         raise
     except (ValueError, TypeError) as err:
         raise SpecError(f"{what}: {err}") from None
+
+
+def limits_of(cls: type) -> dict[str, int]:
+    """The documented upper bounds of a dataclass's whole-number options (its `LIMITS`), which keep
+    a typo such as arms=1e9 from reaching the compiler or the allocator."""
+    return dict(getattr(cls, "LIMITS", {}))
+
+
+def _check_number(value: Any, limit: int | None, what: str) -> None:
+    """Non-finite floats are refused everywhere; whole numbers (each, in a tuple) up to `limit`."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SpecError(f"{what} must be a finite number, got {v!r}")
+        if limit is not None and isinstance(v, int) and not isinstance(v, bool) and v > limit:
+            raise SpecError(f"{what} must be at most {limit:,}, got {v:,}")
 
 
 def options_of(obj: Any) -> dict[str, Any]:

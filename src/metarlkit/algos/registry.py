@@ -69,6 +69,11 @@ def _no_default_episodes(config) -> None:
     return None
 
 
+def _default_preset(family) -> str:
+    del family
+    return "default"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)  # identity hash: compiled programs are cached per record
 class Algorithm:
     """An algorithm's declaration: everything the runner, CLI, plots and reproduce need of it.
@@ -81,9 +86,10 @@ class Algorithm:
       make_train: (config, family, num_episodes, train_tasks) -> Train. `train_tasks` is a
         `trial.TaskSource` (the family's distribution, or the fixed set `fixed_train_tasks` asks for).
       make_agent: (**agent_args) -> AdaptiveAgent (the same agent `Train.agent` is).
-      presets: named option sets (`--preset NAME`); 'default' is the config's defaults, and 'tiny'
-        (when given) a run of seconds that still goes through every part of training: the
-        registry tests train every algorithm with it.
+      presets: named option sets (`--preset NAME`); 'tiny' (when given) is a run of seconds that
+        still goes through every part of training: the registry tests train every algorithm with it.
+      default_preset: family -> the preset a run without --preset uses ('default' unless the
+        algorithm has a setting that reproduces its paper on that family); recorded in run.json.
       check: (config, family, num_episodes) -> None, raising a one-line ValueError when the config
         does not fit the task or trial; runs before anything is written.
       default_episodes: config -> episodes per evaluation trial when --episodes is not given (None:
@@ -104,8 +110,10 @@ class Algorithm:
     make_train: Callable[..., Train]
     make_agent: Callable[..., Any]
     presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=lambda: {"default": {}})
+    # (default_preset must name one of them; the registry tests check it on every family)
     check: Callable[..., None] | None = None
     default_episodes: Callable[[Any], int | None] = _no_default_episodes
+    default_preset: Callable[[Any], str] = _default_preset
     fixed_train_tasks: Callable[[Any], int | None] = _no_fixed_tasks
     curves: tuple[Curve, ...] = ()
     progress_metric: str = "loss"
@@ -118,8 +126,6 @@ class Algorithm:
             raise ValueError(f"algorithm name {self.name!r} must be letters, digits and dashes")
         if not dataclasses.is_dataclass(self.config):
             raise ValueError(f"{self.name}: config must be a dataclass, got {self.config!r}")
-        if "default" not in self.presets:
-            raise ValueError(f"{self.name}: presets must include 'default'")
         missing = {"seed", "seeds"} - {f.name for f in dataclasses.fields(self.config)}
         if missing:
             raise ValueError(f"{self.name}: its config needs the fields seed and seeds (runs train seeds "
@@ -135,6 +141,9 @@ class Algorithm:
             raise ValueError(f"{self.name} supports {' and '.join(self.action_spaces)} actions; "
                              f"{family.name} has {kind} actions")
         family.check_episodes(num_episodes)
+        if config.seed < 0 or config.seed + config.seeds > 2**31:
+            raise ValueError(f"seeds seed .. seed + seeds - 1 must lie in 0 .. {2**31 - 1:,} "
+                             f"(got seed {config.seed}, seeds {config.seeds})")
         if self.check is not None:
             self.check(config, family, num_episodes)
 

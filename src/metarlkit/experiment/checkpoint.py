@@ -1,13 +1,16 @@
 """Checkpoints of a whole train state: every leaf, written atomically, checked against a template.
 
-The train state is any pytree of arrays (params, optimiser state, keys, counters). It is saved as
-its flat list of leaves plus a metadata table (msgpack, `flax.serialization`), and restored into
-the structure of a template (e.g. `jax.eval_shape(init, keys)`) so a changed config is a clear
-error rather than silently wrong weights.
+The train state is any pytree of arrays (params, optimiser state, keys, counters, replay buffers).
+It is saved as its flat list of leaves plus a metadata table (msgpack, `flax.serialization`) and a
+sha256 checksum of both, and restored into the structure of a template (e.g.
+`jax.eval_shape(init, keys)`): a damaged file and a changed config are clear errors rather than
+silently wrong weights.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import jax
@@ -16,16 +19,28 @@ from flax import serialization
 
 from metarlkit.utils import write_atomic
 
-FORMAT = 1
+FORMAT = 2  # 2: a sha256 checksum over the arrays (format 1, without it, still loads)
 
 
 class CheckpointError(ValueError):
     """The checkpoint does not match what the run expects."""
 
 
+def checksum(leaves, meta: dict[str, Any]) -> str:
+    """sha256 over every array's dtype, shape and bytes, and the metadata: a changed byte anywhere
+    (a garbled block, a patched parameter) changes it."""
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for x in leaves:
+        x = np.ascontiguousarray(x)
+        digest.update(f"{x.dtype.str}{x.shape}".encode())
+        digest.update(x.tobytes())
+    return digest.hexdigest()
+
+
 def save(path, state: Any, meta: dict[str, Any]) -> None:
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
-    blob = {"format": FORMAT, "meta": meta, "leaves": {str(i): x for i, x in enumerate(leaves)}}
+    blob = {"format": FORMAT, "meta": meta, "checksum": checksum(leaves, meta),
+            "leaves": {str(i): x for i, x in enumerate(leaves)}}
     write_atomic(path, serialization.msgpack_serialize(blob))
 
 
@@ -38,10 +53,18 @@ def load(path, template: Any) -> tuple[Any, dict[str, Any]]:
         raise CheckpointError(f"no checkpoint at {path}") from None
     except Exception as err:  # msgpack raises several kinds on a damaged file
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}); it may be damaged") from None
-    if blob.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {blob.get('format')}, expected {FORMAT}")
+    if not isinstance(blob, dict) or blob.get("format") not in (1, FORMAT) or not isinstance(blob.get("leaves"), dict):
+        raise CheckpointError(f"checkpoint {path} is not a metarlkit checkpoint of format 1 or {FORMAT}; it may be damaged")
     expected, treedef = jax.tree_util.tree_flatten(template)
     stored = blob["leaves"]
+    if blob["format"] >= 2:
+        try:
+            arrays = [np.asarray(stored[str(i)]) for i in range(len(stored))]
+        except KeyError:
+            raise CheckpointError(f"checkpoint {path} is damaged (its arrays are not numbered 0..n-1)") from None
+        if checksum(arrays, blob.get("meta", {})) != blob.get("checksum"):
+            raise CheckpointError(f"checkpoint {path} is damaged (checksum mismatch): its arrays or metadata "
+                                  f"changed after it was written; restore it or start a new run")
     if len(stored) != len(expected):
         raise CheckpointError(f"checkpoint {path} holds {len(stored)} arrays, the run expects {len(expected)}")
     leaves = []

@@ -66,10 +66,14 @@ def options_table(cls) -> str:
     The docs' options tables are this function's output (`metarlkit algorithms --markdown`), so
     they cannot drift from the code.
     """
-    docs = field_docs(cls)
+    from metarlkit.specs import limits_of
+
+    docs, limits = field_docs(cls), limits_of(cls)
     lines = ["| option | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         text = docs.get(f.name, "").replace("|", "\\|")
+        if f.name in limits:
+            text += f" (at most {limits[f.name]:,})"
         lines.append(f"| `--{f.name.replace('_', '-')}` | `{default!r}` | {text} |")
     return "\n".join(lines)

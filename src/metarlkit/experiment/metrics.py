@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -36,16 +37,20 @@ class MetricsLog:
             self._tb = [SummaryWriter(str(self.dir / "tensorboard" / f"seed{s}")) for s in range(num_seeds)]
 
     def truncate(self, last_update: int) -> None:
-        """Drops rows after `last_update` (from a chunk whose checkpoint was never written)."""
-        rows = read(self.dir)
+        """Drops rows after `last_update` (from a chunk whose checkpoint was never written) and
+        malformed rows (garbled bytes; reported on stderr); metrics.csv is rewritten from the
+        good rows of metrics.jsonl whenever it differs from them."""
+        rows, bad = read_rows(self.dir)
         keep = [r for r in rows if r["update"] <= last_update]
-        if len(keep) == len(rows):
-            if rows:
-                self.columns = _columns(rows)
-            return
+        if bad:
+            warn(f"{self.jsonl_path}: dropped {bad} malformed row(s)")
         self.columns = _columns(keep) if keep else None
-        write_atomic(self.jsonl_path, "".join(json.dumps(_clean(r)) + "\n" for r in keep).encode())
-        self._rewrite_csv(keep)
+        if bad or len(keep) != len(rows):
+            write_atomic(self.jsonl_path, "".join(json.dumps(_clean(r)) + "\n" for r in keep).encode())
+        if _csv_keys(self.csv_path) != [(r["update"], r["seed"]) for r in keep]:
+            if self.csv_path.exists() and self.csv_path.stat().st_size and not bad and len(keep) == len(rows):
+                warn(f"{self.csv_path}: rewritten from {self.jsonl_path.name} (it held rows the log does not)")
+            self._rewrite_csv(keep)
 
     def write(self, first_update: int, env_steps: Callable[[int], int], wall_time_s: float,
               metrics: dict[str, np.ndarray], phase: str | None = None):
@@ -91,17 +96,34 @@ class MetricsLog:
             for w in self._tb:
                 w.flush()
 
-    def _rewrite_csv(self, rows) -> None:
+    def _csv_text(self, rows) -> str:
         buf = io.StringIO()
         if self.columns:
             w = csv.DictWriter(buf, self.columns, restval="")
             w.writeheader()
             w.writerows(rows)
-        write_atomic(self.csv_path, buf.getvalue().encode())
+        return buf.getvalue()
+
+    def _rewrite_csv(self, rows) -> None:
+        write_atomic(self.csv_path, self._csv_text(rows).encode())
 
     def close(self) -> None:
         for w in self._tb or ():
             w.close()
+
+
+def _csv_keys(path: Path) -> list[tuple[int, int]] | None:
+    """(update, seed) of every row of metrics.csv, or None when a row is malformed."""
+    if not path.exists():
+        return []
+    keys = []
+    try:
+        with open(path, newline="", encoding="utf-8", errors="strict") as f:
+            for row in csv.DictReader(f):
+                keys.append((int(row["update"]), int(row["seed"])))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error):
+        return None
+    return keys
 
 
 def _columns(rows) -> list[str]:
@@ -113,20 +135,39 @@ def _columns(rows) -> list[str]:
 
 
 def read(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of metrics.jsonl (an empty list when there are none)."""
+    """The good rows of metrics.jsonl (an empty list when there are none); malformed rows (garbled
+    bytes, a line cut by a kill) are skipped with a one-line warning on stderr."""
+    rows, bad = read_rows(run_dir)
+    if bad:
+        warn(f"{Path(run_dir) / 'metrics.jsonl'}: skipped {bad} malformed row(s)")
+    return rows
+
+
+def read_rows(run_dir: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
+    """(the good rows of metrics.jsonl, the number of malformed ones)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
-        return []
-    rows = []
-    with open(path) as f:
+        return [], 0
+    rows, bad = [], 0
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut by a kill mid-write; everything before it is good
-    return rows
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if not (isinstance(row, dict) and all(isinstance(row.get(k), int) for k in ("update", "seed", "env_steps"))):
+                bad += 1
+                continue
+            rows.append(row)
+    return rows, bad
+
+
+def warn(message: str) -> None:
+    print(f"metarlkit: warning: {message}", file=sys.stderr, flush=True)
 
 
 def curve(rows: Sequence[dict[str, Any]], name: str, seeds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,5 +180,6 @@ def curve(rows: Sequence[dict[str, Any]], name: str, seeds: int) -> tuple[np.nda
         i = index[r["update"]]
         steps[i] = r["env_steps"]
         v = r.get(name)
-        values[i, r["seed"]] = np.nan if v is None else v
+        if 0 <= r["seed"] < seeds:
+            values[i, r["seed"]] = np.nan if v is None else v
     return steps, values

@@ -15,6 +15,7 @@ from metarlkit.experiment.runner import (
     CHECKPOINT_FILE,
     RUN_FILE,
     RunDirError,
+    check_config_hash,
     programs,
     read_run,
     read_status,
@@ -61,9 +62,10 @@ def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
     trainer, init, _ = programs(algo, config, family, info["episodes"])
     template = jax.eval_shape(init, seed_keys(config))
     try:
-        state, _ = checkpoint.load(Path(run_dir) / CHECKPOINT_FILE, template)
+        state, meta = checkpoint.load(Path(run_dir) / CHECKPOINT_FILE, template)
     except checkpoint.CheckpointError as err:
         raise RunDirError(str(err)) from None
+    check_config_hash(run_dir, info, meta)
     params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), trainer.trained_params(state))
     return TrainedAgent(
         agent=trainer.agent,

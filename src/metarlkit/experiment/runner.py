@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -73,6 +74,60 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise RunDirError(f"{path} is damaged ({err})") from None
 
 
+def config_hash(info: dict[str, Any]) -> str:
+    """sha256 of what determines a run's train state: algorithm, task, version, episodes, config.
+    Every checkpoint records it, so a run.json edited after the checkpoint (or a checkpoint copied
+    from another run) is reported rather than trained on or scored."""
+    keys = ("algorithm_name", "task", "task_version", "episodes", "config")
+    text = json.dumps({k: info.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_config_hash(run_dir, info: dict[str, Any], meta: dict[str, Any]) -> None:
+    """RunDirError when the checkpoint was written under another config than run.json's now."""
+    stored = meta.get("config_hash")
+    if stored is not None and stored != config_hash(info):
+        raise RunDirError(f"{Path(run_dir) / RUN_FILE} does not match its checkpoint (config hash {config_hash(info)}, "
+                          f"checkpoint {stored}): run.json was edited or the checkpoint comes from another run; "
+                          f"restore the file (to resume with the edited one: --accept-config-change)")
+
+
+class RunLock:
+    """One trainer per run directory: an exclusive `flock` on RUN_DIR/.lock, held while training.
+
+    The operating system releases it when the process ends, however it ends, so a lock left by a
+    crashed trainer is never stale; the file only says who held it last.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / self.NAME
+        self.fd: int | None = None
+
+    def __enter__(self):
+        import fcntl
+        import socket
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self.fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(self.fd)
+            self.fd = None
+            raise RunDirError(f"{self.path.parent} is being trained by {holder}; wait for it to finish "
+                              f"or choose another --out") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # releases the flock
+            self.fd = None
+
+
 def read_status(run_dir) -> dict[str, Any]:
     try:
         with open(Path(run_dir) / STATUS_FILE) as f:
@@ -93,6 +148,8 @@ def train(
     tensorboard: bool = True,
     stop_after_chunks: int | None = None,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    preset: str | None = None,
+    accept_config_change: bool = False,
 ) -> dict[str, Any]:
     """Trains a registered algorithm and writes the run directory.
 
@@ -106,6 +163,9 @@ def train(
       progress: draw a progress bar on stderr.
       tensorboard: also write TensorBoard event files.
       stop_after_chunks: stop (as if killed) after this many chunks; for tests of resuming.
+      preset: the name of the preset the config started from, recorded in run.json.
+      accept_config_change: resume although run.json's config differs from the one the checkpoint
+        was trained with (the change is recorded in run.json's `config_changes`).
 
     Returns:
       The final status dict (also in status.json).
@@ -116,6 +176,28 @@ def train(
       directory keeps the last good checkpoint and records the failure in status.json).
     """
     run_dir = Path(run_dir)
+    if not resume:
+        algo.check_run(config, family, num_episodes)
+        _check_new_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif not (run_dir / RUN_FILE).is_file():
+        read_run(run_dir)  # raises the one-line error
+    with RunLock(run_dir):
+        if not resume:
+            _check_new_run_dir(run_dir)  # again under the lock: another trainer may have started it
+        return _train_locked(algo, config, family, num_episodes, run_dir, resume, progress, tensorboard,
+                             stop_after_chunks, log, preset, accept_config_change)
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    if (run_dir / RUN_FILE).exists():
+        raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    if run_dir.exists() and any(p.name != RunLock.NAME for p in run_dir.iterdir()):
+        raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
+
+
+def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, progress, tensorboard,
+                  stop_after_chunks, log, preset, accept_config_change) -> dict[str, Any]:
     if resume:
         info = read_run(run_dir)
         from metarlkit import tasks
@@ -125,12 +207,6 @@ def train(
         family = tasks.from_spec(info["task"])
         num_episodes = info["episodes"]
         config = build(algo.config, info["config"], source=f"{run_dir / RUN_FILE}")
-    else:
-        algo.check_run(config, family, num_episodes)
-        if (run_dir / RUN_FILE).exists():
-            raise RunDirError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
     trainer, init, chunks = programs(algo, config, family, num_episodes)
     plan = Plan(trainer.phases)
     keys = seed_keys(config)
@@ -143,6 +219,14 @@ def train(
         except checkpoint.CheckpointError as err:
             raise RunDirError(str(err)) from None
         state = jax.device_put(state)
+        if meta.get("config_hash", config_hash(info)) != config_hash(info):
+            if not accept_config_change:
+                check_config_hash(run_dir, info, meta)
+            info.setdefault("config_changes", []).append(
+                {"at_update": int(meta["update"]), "from_hash": meta["config_hash"], "to_hash": config_hash(info),
+                 "accepted": _now()})
+            write_json(run_dir / RUN_FILE, info)
+            log(f"resuming {run_dir} with its edited run.json (recorded in config_changes)")
         done_updates = int(meta["update"])
         status = read_status(run_dir)
         if status.get("state") == "complete" or done_updates >= plan.num_updates:
@@ -154,7 +238,6 @@ def train(
         compile_s = float(meta.get("compile_s", 0.0))
         log(f"resuming {run_dir} at update {done_updates}/{plan.num_updates}")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
         first = trainer.phases[0]
         info = {
             "run_format": RUN_FORMAT,
@@ -162,6 +245,7 @@ def train(
             "task": family.spec(),
             "task_version": family.version,
             "episodes": num_episodes,
+            "preset": preset,
             "config": to_dict(config),
             "agent": trainer.agent_args,
             "num_updates": plan.num_updates,
@@ -176,7 +260,8 @@ def train(
         write_json(run_dir / RUN_FILE, info)
         state = init(keys)
         done_updates, train_wall, compile_s = 0, 0.0, 0.0
-        checkpoint.save(ckpt_path, state, {"update": 0, "train_wall_s": 0.0, "compile_s": 0.0})
+        checkpoint.save(ckpt_path, state, {"update": 0, "train_wall_s": 0.0, "compile_s": 0.0,
+                                           "config_hash": config_hash(info)})
 
     metrics_log = MetricsLog(run_dir, config.seeds, tensorboard=tensorboard)
     metrics_log.truncate(done_updates)
@@ -199,10 +284,10 @@ def train(
             elapsed = time.perf_counter() - t0
             bad = _first_bad(metrics, algo.finite_metrics)
             if bad is not None or not _finite(trainer.current_params(new_state)):
-                where = f"update {done_updates + 1 + bad[0]}, seed {bad[1]}" if bad else f"updates {done_updates + 1}-{done_updates + n}"
-                message = (f"loss or parameters became NaN/inf at {where}; the last good checkpoint "
-                           f"(update {done_updates}) is kept in {ckpt_path}; lower {algo.divergence_hint} "
-                           f"and start a new run")
+                what = (f"{bad[0]} became NaN/inf at update {done_updates + 1 + bad[1]}, seed {bad[2]}" if bad else
+                        f"the trained parameters became NaN/inf in updates {done_updates + 1}-{done_updates + n}")
+                message = (f"{what}; the last good checkpoint (update {done_updates}) is kept in {ckpt_path}; "
+                           f"lower {algo.divergence_hint} and start a new run")
                 _write_status(run_dir, "diverged", done_updates, plan, train_wall, compile_s, message)
                 raise TrainingDiverged(message)
             state = new_state
@@ -210,7 +295,8 @@ def train(
             metrics_log.write(done_updates + 1, plan.env_steps, train_wall, metrics,
                               phase=phase.name if len(trainer.phases) > 1 else None)
             done_updates += n
-            checkpoint.save(ckpt_path, state, {"update": done_updates, "train_wall_s": train_wall, "compile_s": compile_s})
+            checkpoint.save(ckpt_path, state, {"update": done_updates, "train_wall_s": train_wall, "compile_s": compile_s,
+                                               "config_hash": config_hash(info)})
             status = _write_status(run_dir, "running", done_updates, plan, train_wall, compile_s)
             chunks_run += 1
             if bar is not None:
@@ -292,13 +378,18 @@ def compiled_chunk(run_chunk, state, n: int):
 
 
 def _first_bad(metrics: dict[str, np.ndarray], names):
-    """(update index in the chunk, seed) of the first non-finite value of a watched metric, or None."""
-    for name in names:
+    """(metric, update index in the chunk, seed) of the earliest non-finite value of a watched
+    metric (the first watched one at that update), or None."""
+    found = []
+    for order, name in enumerate(names):
         if name in metrics:
             bad = np.argwhere(~np.isfinite(metrics[name]))
             if len(bad):
-                return tuple(int(i) for i in bad[0])
-    return None
+                found.append((int(bad[0][0]), order, name, int(bad[0][1])))
+    if not found:
+        return None
+    update, _, name, seed = min(found)
+    return name, update, seed
 
 
 def _write_status(run_dir, state, updates, plan, train_wall, compile_s, message=None):

@@ -17,6 +17,9 @@ import numpy as np
 Array = jax.Array
 PyTree = Any
 
+MAX_EPISODES = 100_000  # episodes per trial
+MAX_TRIAL_STEPS = 1_000_000  # episodes x horizon: a trial's records must fit in memory
+
 
 class ActionSpaceError(ValueError):
     """Code written for one kind of action space (discrete or continuous) met a family of the other
@@ -62,6 +65,11 @@ class TaskFamily:
         which is the largest cost of acting for agents with big states (a transformer's context).
         The contract checker verifies the claim.
     """
+
+    # Upper bounds of whole-number options (checked when a family is built from options; shown by
+    # `metarlkit tasks`): beyond them a task or a trial no longer fits a machine's memory.
+    LIMITS: ClassVar[dict[str, int]] = {"arms": 1024, "pulls": 100_000, "states": 128, "actions": 32,
+                                        "steps": 100_000}
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
@@ -180,9 +188,14 @@ class TaskFamily:
         return format_spec(self.name, dict(sorted(options_of(self).items())))
 
     def check_episodes(self, num_episodes: int) -> None:
-        """Raises a one-line ValueError when a trial length does not suit the family."""
-        if not isinstance(num_episodes, int) or num_episodes < 1:
+        """Raises a one-line ValueError when a trial length does not suit the family (at most
+        MAX_EPISODES episodes and MAX_TRIAL_STEPS steps)."""
+        if not isinstance(num_episodes, int) or isinstance(num_episodes, bool) or num_episodes < 1:
             raise ValueError(f"episodes must be a whole number >= 1, got {num_episodes!r}")
+        if num_episodes > MAX_EPISODES or num_episodes * self.horizon > MAX_TRIAL_STEPS:
+            raise ValueError(f"a trial of {num_episodes:,} episodes x {self.horizon:,} steps is too long; "
+                             f"use at most {min(MAX_EPISODES, MAX_TRIAL_STEPS // self.horizon):,} episodes "
+                             f"(a trial is at most {MAX_TRIAL_STEPS:,} steps)")
         fixed = self.default_episodes
         if fixed is not None and num_episodes != fixed:
             raise ValueError(

@@ -2,7 +2,7 @@
 (Finn et al. 2017), with its variants' estimators (ProMP's LVC, DiCE) and outer optimisers (TRPO, PPO)."""
 
 from metarlkit.algos.maml.agent import make_agent
-from metarlkit.algos.maml.config import PRESETS, MAMLConfig
+from metarlkit.algos.maml.config import PRESETS, MAMLConfig, default_preset
 from metarlkit.algos.maml.train import TrainState, check, default_episodes, make_train
 from metarlkit.algos.registry import Algorithm, Curve, register
 
@@ -19,9 +19,10 @@ ALGORITHM = register(Algorithm(
     presets=PRESETS,
     check=check,
     default_episodes=default_episodes,
+    default_preset=default_preset,
     curves=(Curve("return_after", _AXIS, "-"), Curve("return_before", _AXIS, "--")),
     progress_metric="return_after",
-    finite_metrics=("loss",),
+    finite_metrics=("loss", "grad_norm"),
     divergence_hint="inner_lr, max_kl or outer_lr",
 ))
 

@@ -17,8 +17,8 @@ ALGORITHM = register(Algorithm(
     presets=PRESETS,
     curves=(Curve("trial_expected_return", "mean expected total reward per training trial"),),
     progress_metric="trial_return",
-    finite_metrics=("loss",),
-    divergence_hint="learning_rate or max_grad_norm",
+    finite_metrics=("loss", "grad_norm"),
+    divergence_hint="learning_rate, max_grad_norm, value_coef or reward_scale",
 ))
 
 __all__ = ["ALGORITHM", "Config", "PRESETS", "RL2Config", "TrainState", "make_agent", "make_train"]

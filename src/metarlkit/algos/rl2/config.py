@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 ALGORITHMS = ("ppo", "a2c")
 LR_SCHEDULES = ("constant", "linear")
@@ -11,6 +12,12 @@ LR_SCHEDULES = ("constant", "linear")
 @dataclasses.dataclass(frozen=True)
 class RL2Config:
     """Options of RL2 training (Duan et al. 2016; Wang et al. 2016)."""
+
+    # Upper bounds of the whole-number options (checked when built from options; in the docs).
+    LIMITS: ClassVar[dict[str, int]] = {
+        "hidden_size": 4096, "layers": 64, "heads": 64, "context": 1_000_000, "embed_size": 4096,
+        "head_size": 4096, "total_steps": 10**13, "tasks_per_update": 65_536, "epochs": 1000,
+        "minibatches": 65_536, "seed": 2**31 - 1, "seeds": 1024, "checkpoint_steps": 10**13}
 
     algorithm: str = "ppo"
     """'ppo' (recurrent PPO with GAE; the default) or 'a2c' (advantage actor-critic, Wang et al.)."""
@@ -130,9 +137,9 @@ class RL2Config:
 # Named sets of overrides (`metarlkit train rl2 --preset NAME`); flags given with a preset win.
 PRESETS: dict[str, dict] = {
     "default": {},
-    # `make demo`: about two minutes of training on a 2-core CPU; a 64-unit GRU, faster than 128
-    # units and higher after that budget (docs/rl2-results.md, `make demo`).
-    "demo": {"total_steps": 10_000_000, "hidden_size": 64},
+    # `make demo`: a few minutes of training on a 2-core CPU, enough to pass Thompson sampling; a
+    # 64-unit GRU, faster than 128 units and higher after such a budget (docs/rl2-results.md).
+    "demo": {"total_steps": 20_000_000, "hidden_size": 64},
     # A run of seconds through every part of training (two chunks on short trials): a smoke test.
     "tiny": {"total_steps": 4000, "checkpoint_steps": 2000, "tasks_per_update": 8, "hidden_size": 8,
              "epochs": 1, "minibatches": 2},
