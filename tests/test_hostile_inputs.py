@@ -70,6 +70,13 @@ def test_an_infinite_gradient_stops_the_run_and_names_it(tmp_path, capsys):
     assert json.loads((run / "status.json").read_text())["state"] == "diverged"
 
 
+def test_a_reward_scale_blow_up_names_the_quantity_and_the_option(tmp_path, capsys):
+    line = one_line_error(capsys, "train", "rl2", *TINY_RL2, "--reward-scale", "1e38", "--out", tmp_path / "run",
+                          code=1)
+    assert "became NaN/inf at update" in line and line.split("became")[0].split()[-1] in ("loss", "grad_norm"), line
+    assert "reward_scale" in line
+
+
 BANDIT = ["--task", "bernoulli-bandit:arms=2", "--episodes", "3", "--num-tasks", "4"]
 
 
@@ -196,6 +203,10 @@ def test_another_runs_checkpoint_is_reported(tiny_runs, tmp_path, capsys):
     shutil.copy(tiny_runs / "b" / "checkpoint.msgpack", run / "checkpoint.msgpack")
     line = one_line_error(capsys, "evaluate", "--agent", run, "--num-tasks", "4")
     assert "does not match its checkpoint" in line, line
+    half = half_run(tmp_path)
+    shutil.copy(tiny_runs / "b" / "checkpoint.msgpack", half / "checkpoint.msgpack")
+    line = one_line_error(capsys, "train", "rl2", "--resume", half, "--no-progress", "--no-tensorboard")
+    assert "does not match its checkpoint" in line and "diverged" not in line, line
 
 
 def test_an_edited_run_json_is_refused_on_resume_unless_accepted(tmp_path, capsys):
