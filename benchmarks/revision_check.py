@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/revision_check.py REV [--out DIR] [--speed]
 
 Checks REV out into a temporary git worktree and, with each tree's own source on PYTHONPATH (the
-same virtual environment), runs the same short trainings: RL2's `demo` preset on 5-armed bandits
-(100 pulls; 10M env steps) and MAML's `paper-code` preset on 2D navigation for 4 meta-iterations,
+same virtual environment), runs the same short trainings: RL2 with a 64-unit GRU on 5-armed
+bandits (100 pulls; 10M env steps, the `demo` preset until 2026-12-05) and MAML's `paper-code` preset on 2D navigation for 4 meta-iterations,
 then evaluates each run (1000 and 100 test tasks). It reports whether the checkpoints (every
 array), the metric rows (all but wall time) and the evaluations are identical. With `--speed`
 it also runs each tree's `rl2_throughput.py` and `maml_point_navigation.py` twice, interleaved
@@ -27,7 +27,8 @@ from flax import serialization
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "metarlkit.cli"]
 RUNS = {
-    "rl2": (["train", "rl2", "--task", "bernoulli-bandit:arms=5", "--episodes", "100", "--preset", "demo"],
+    "rl2": (["train", "rl2", "--task", "bernoulli-bandit:arms=5", "--episodes", "100", "--hidden-size", "64",
+             "--total-steps", "10000000"],
             ["--num-tasks", "1000"]),
     "maml": (["train", "maml", "--task", "point-navigation", "--preset", "paper-code", "--meta-iterations", "4",
               "--checkpoint-iterations", "2"], ["--num-tasks", "100"]),
