@@ -267,3 +267,21 @@ def test_one_trainer_per_run_directory(tmp_path, capsys):
     assert (run / ".lock").exists()
     code, out, err = run_cli(capsys, "train", "rl2", "--resume", run, "--no-progress", "--no-tensorboard")
     assert code == 0, err
+
+
+def test_a_train_state_larger_than_the_machine_is_refused_before_allocating(tmp_path, capsys):
+    """A replay buffer of 10^11 transitions (within the option's bound) cannot fit: refused from
+    shapes alone, before anything is allocated or written."""
+    from toy_algorithm import TOY
+
+    from metarlkit import algos
+
+    algos.register(TOY)
+    try:
+        out = tmp_path / "run"
+        line = one_line_error(capsys, "train", TOY.name, "--task", "bernoulli-bandit:arms=2", "--episodes", "2",
+                              "--buffer-size", str(10**11), "--out", out)
+        assert "the train state of this run needs" in line and "GiB" in line, line
+        assert not out.exists()
+    finally:
+        algos.unregister(TOY.name)

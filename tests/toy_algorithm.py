@@ -31,7 +31,7 @@ from metarlkit.trial import TaskSource, rollout
 class ToyConfig:
     """Options of the toy policy-gradient learner."""
 
-    LIMITS: ClassVar[dict[str, int]] = {"tasks_per_update": 4096, "buffer_size": 10**8, "seed": 2**31 - 1,
+    LIMITS: ClassVar[dict[str, int]] = {"tasks_per_update": 4096, "buffer_size": 10**11, "seed": 2**31 - 1,
                                         "seeds": 1024}
 
     learning_rate: float = 0.05

@@ -556,7 +556,7 @@ def cmd_train(args) -> int:
         status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),
                        progress=not args.no_progress, tensorboard=not args.no_tensorboard,
                        preset=None if args.resume else preset, accept_config_change=args.accept_config_change)
-    except RunDirError as err:
+    except ValueError as err:  # RunDirError, or a run that cannot fit (checked before any work)
         raise UsageError(str(err)) from None
     except TrainingDiverged as err:
         print(f"metarlkit: error: {err}", file=sys.stderr)

@@ -20,6 +20,7 @@ import datetime
 import functools
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -179,6 +180,7 @@ def train(
     if not resume:
         algo.check_run(config, family, num_episodes)
         _check_new_run_dir(run_dir)
+        _check_state_fits(algo, config, family, num_episodes)
         run_dir.mkdir(parents=True, exist_ok=True)
     elif not (run_dir / RUN_FILE).is_file():
         read_run(run_dir)  # raises the one-line error
@@ -187,6 +189,22 @@ def train(
             _check_new_run_dir(run_dir)  # again under the lock: another trainer may have started it
         return _train_locked(algo, config, family, num_episodes, run_dir, resume, progress, tensorboard,
                              stop_after_chunks, log, preset, accept_config_change)
+
+
+MEMORY_FRACTION = 0.8  # of the machine's memory a train state may take (the chunk's work needs the rest)
+
+
+def _check_state_fits(algo, config, family, num_episodes: int) -> None:
+    """ValueError (one line) when the train state alone (every seed's parameters, optimiser state and
+    buffers, from shapes only: nothing is allocated) would not fit in this machine's memory."""
+    trainer, init, _ = programs(algo, config, family, num_episodes)
+    template = jax.eval_shape(init, seed_keys(config))
+    need = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(template))
+    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > MEMORY_FRACTION * have:
+        raise ValueError(f"the train state of this run needs {need / 2**30:,.1f} GiB, more than this machine's "
+                         f"{have / 2**30:,.1f} GiB allows; make the run smaller (fewer seeds, smaller networks "
+                         f"or buffers)")
 
 
 def _check_new_run_dir(run_dir: Path) -> None:
