@@ -197,7 +197,7 @@ class FamilyContract:
             return {
                 "obs": obs, "state": state, "steps": steps,
                 "rollouts": jax.vmap(rollout)(rollout_actions, rollout_keys),
-                "optimal_return": f.optimal_return(task),
+                "optimal_return": f.optimal_return(task) if f.defines_optimum else jnp.float32(0.0),
             }
 
         return jax.jit(jax.vmap(one))
@@ -315,6 +315,8 @@ class FamilyContract:
             assert np.all(info.expected_reward <= info.optimal_expected_reward + 1e-6)
         opt = probe["optimal_return"]
         assert opt.shape == (n,) and np.all(np.isfinite(opt)), opt
+        if not f.defines_optimum:
+            return
         # oracle_action: an action of the family's shape and kind (traced only, no compile); in
         # range (from a trial).
         oracle = jax.eval_shape(f.oracle_action, self.tasks[0], probe["obs"][0], np.int32(0))
@@ -379,7 +381,7 @@ class FamilyContract:
         shape = (self.num_episodes, f.horizon)
         assert rec.extras is None  # nothing recorded unless `record` is given
         for name, x in rec._asdict().items():
-            if name != "extras":
+            if name != "extras" and x is not None:
                 expected = {"action": shape + f.action_shape, "obs": shape + f.obs_shape,
                             "next_obs": shape + f.obs_shape}.get(name, shape)
                 assert x.shape == expected, (name, x.shape, expected)
@@ -397,6 +399,11 @@ class FamilyContract:
         np.testing.assert_array_equal(ends, last)
         if not self.ends_early:
             assert not np.any(rec.terminated), "a family that never ends early reported a true end"
+        # Success is recorded only for families that declare it, and only on valid steps.
+        if f.defines_success:
+            assert rec.success.shape == shape and not np.any(rec.success & ~rec.valid)
+        else:
+            assert rec.success is None
 
     def check_task_persists(self) -> None:
         """Auto-reset keeps the task: with a deterministic reset, the first step's expected reward
@@ -414,6 +421,8 @@ class FamilyContract:
 
     def check_optimal_return_bounds_fixed_sequences(self, num_sequences: int = 4) -> None:
         """No fixed action sequence beats `optimal_return` in expectation."""
+        if not self.family.defines_optimum:
+            return
         for i, task in enumerate(self.tasks):
             opt = float(self.probe["optimal_return"][i])
             scripts = [self.fixed_script(a) for a in range(self.num_probe_actions)]
@@ -425,6 +434,8 @@ class FamilyContract:
 
     def check_oracle_achieves_optimal_return(self) -> None:
         """The oracle's mean expected return per episode equals `optimal_return` (up to noise)."""
+        if not self.family.defines_optimum:
+            return
         for i, task in enumerate(self.tasks):
             opt = float(self.probe["optimal_return"][i])
             r = self.episode_expected_returns(task, self.params(oracle=True))

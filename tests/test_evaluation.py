@@ -246,3 +246,39 @@ def test_resolve_reports_each_points_tasks(bandit_family):
     assert tasks_run == [CHUNK] * 8 + [2 * CHUNK] * 3
     best = max((g for g in tuning["grid"] if g["tasks"] == 2 * CHUNK), key=lambda g: g["score"])
     assert tuning["chosen"] == {"epsilon": best["epsilon"]}
+
+
+def test_goal_families_report_success_and_undeclared_metrics_say_why(tmp_path):
+    """Point navigation declares success: the oracle reaches every goal, a random policy fewer.
+    A family that declares no optimum gets no regret and no oracle, and the outputs say why."""
+    import dataclasses
+    from typing import ClassVar
+
+    from metarlkit.plotting import plot_results
+    from metarlkit.tasks.navigation import PointNavigation
+
+    family = tasks.from_spec("point-navigation:variant=sparse")
+    results = {}
+    for spec in ("oracle", "random"):
+        resolved = baselines.resolve(spec, family, 2)
+        results[spec] = evaluate(resolved.agent, family, resolved.params, num_episodes=2, num_tasks=50,
+                                 name=resolved.spec)
+    oracle, random = (results[k].summary() for k in ("oracle", "random"))
+    assert [e["mean"] for e in oracle["per_episode_success"]] == [1.0, 1.0]
+    assert all(e["mean"] < 0.5 for e in random["per_episode_success"])
+    assert set(oracle["not_defined"]) == {"pseudo_regret"} and oracle["regret"] is not None
+
+    @dataclasses.dataclass(frozen=True)
+    class NoOptimum(PointNavigation):
+        defines_optimum: ClassVar[bool] = False
+
+    bare = NoOptimum(variant="sparse")
+    assert "declares no optimal policy" in baselines.get("oracle").supports(bare)
+    resolved = baselines.resolve("random", bare, 2)
+    result = evaluate(resolved.agent, bare, resolved.params, num_episodes=2, num_tasks=50, name="random")
+    summary = result.summary()
+    assert summary["regret"] is None and summary["optimal_total_reward"] is None
+    assert "declares no optimal return" in summary["not_defined"]["regret"]
+    json.dumps(summary)  # still a valid JSON object
+    plot_results([result], tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0

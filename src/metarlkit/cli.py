@@ -385,9 +385,15 @@ def cmd_evaluate(args) -> int:
         print(f"               (trained: {summary['training_budget']})")
     print(f"task           {family.spec()} (v{family.version}), {episodes} episodes x {family.horizon} steps")
     print(f"tasks          {result.num_tasks} {result.split} tasks, agent seed {result.seed}")
-    print(f"total reward   {_fmt(summary['total_reward'])}   (optimal {summary['optimal_total_reward']['mean']:.2f})")
-    print(f"regret         {_fmt(summary['regret'])}")
-    print(f"pseudo-regret  {_fmt(summary['pseudo_regret'])}")
+    optimal = summary["optimal_total_reward"]
+    print(f"total reward   {_fmt(summary['total_reward'])}" + (f"   (optimal {optimal['mean']:.2f})" if optimal else ""))
+    undefined = summary.get("not_defined", {})
+    for key, label in (("regret", "regret"), ("pseudo_regret", "pseudo-regret")):
+        value = f"not defined ({undefined[key]})" if key in undefined else _fmt(summary[key])
+        print(f"{label:15s}{value}")
+    if summary.get("per_episode_success"):
+        rates = [s["mean"] for s in summary["per_episode_success"]]
+        print(f"success        {sum(rates) / len(rates):.3f} of episodes (first {rates[0]:.3f}, last {rates[-1]:.3f})")
     if summary.get("return_after_steps"):
         print(f"per episode after k adaptation steps ({summary['parallel_episodes']} episodes per step):")
         for k, stat in enumerate(summary["return_after_steps"]):

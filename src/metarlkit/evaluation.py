@@ -10,9 +10,12 @@ t_{0.975, M-1} * s / sqrt(M)):
   per_episode_return[e]  realised return of episode e;
   total_reward           sum of realised returns over the trial;
   expected_total_reward  sum over steps of the expected reward of the action taken (bandits, MDPs);
-  regret                 sum over episodes of (optimal expected return - realised return);
+  regret                 sum over episodes of (optimal expected return - realised return), where
+                         the family declares an optimum;
   pseudo_regret          sum over steps of (optimal expected reward - expected reward of the
                          chosen action), where the family defines per-step optima (bandits);
+  per_episode_success[e] fraction of tasks whose episode e reached its goal (goal families);
+  not_defined            the metrics above the family does not define, each with the reason;
   return_after_steps[k]  for agents that play rounds of parallel episodes with an adaptation step
                          after each (MAML): the mean episode return of round k.
 """
@@ -93,6 +96,7 @@ class EvalResult:
     wall_time_s: float
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     first_task: int = 0  # index in the split of the first task (0: the set is a prefix)
+    successes: np.ndarray | None = None  # [task, episode] 1.0 where the episode reached its goal
 
     @property
     def num_tasks(self) -> int:
@@ -107,8 +111,21 @@ class EvalResult:
         return self.expected_returns.sum(axis=1)
 
     @property
-    def regret(self) -> np.ndarray:
+    def regret(self) -> np.ndarray | None:
+        if not self.family.defines_optimum:
+            return None
         return self.num_episodes * self.optimal_return - self.total_reward
+
+    def not_defined(self) -> dict[str, str]:
+        """The metrics this family does not define, each with the reason (reported in outputs)."""
+        out = {}
+        if not self.family.defines_optimum:
+            out["regret"] = f"{self.family.name} declares no optimal return"
+        if not self.family.defines_pseudo_regret:
+            out["pseudo_regret"] = f"{self.family.name} declares no per-step optimal expected reward"
+        if not self.family.defines_success:
+            out["per_episode_success"] = f"{self.family.name} declares no goal"
+        return out
 
     @property
     def pseudo_regret(self) -> np.ndarray | None:
@@ -127,13 +144,20 @@ class EvalResult:
             "episodes": self.num_episodes,
             "total_reward": _stat(self.total_reward),
             "expected_total_reward": _stat(self.expected_total_reward),
-            "regret": _stat(self.regret),
+            "regret": None if self.regret is None else _stat(self.regret),
             "pseudo_regret": None if self.pseudo_regret is None else _stat(self.pseudo_regret),
-            "optimal_total_reward": _stat(self.num_episodes * self.optimal_return),
+            "optimal_total_reward": (_stat(self.num_episodes * self.optimal_return)
+                                     if self.family.defines_optimum else None),
             "per_episode_return": [
                 {"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(self.returns))
             ],
         }
+        if self.successes is not None:
+            out["per_episode_success"] = [
+                {"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(self.successes))
+            ]
+        if self.not_defined():
+            out["not_defined"] = self.not_defined()
         out.update(self.extra)
         if provenance:
             out["provenance"] = self.provenance()
@@ -189,13 +213,16 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         counts = jnp.zeros((steps, num_actions), jnp.float32)
         if num_actions:
             counts = counts.at[jnp.arange(steps), rec.action.reshape(-1)].add(rec.valid.reshape(-1))
-        return {
+        out = {
             "returns": rec.reward.sum(-1),
             "expected_returns": rec.expected_reward.sum(-1),
             "optimal_expected": rec.optimal_expected_reward.sum(-1),
-            "optimal_return": family.optimal_return(task),
+            "optimal_return": family.optimal_return(task) if family.defines_optimum else jnp.float32(jnp.nan),
             "action_counts": counts.reshape(num_episodes, family.horizon, num_actions),
         }
+        if family.defines_success:
+            out["successes"] = jnp.any(rec.success, axis=-1).astype(jnp.float32)
+        return out
 
     def batch(params, indices, split_id, seed, weight):
         tasks = jax.vmap(family.sample_task)(task_keys(split_id, indices))
@@ -266,6 +293,7 @@ def evaluate(
         wall_time_s=wall,
         extra=extra,
         first_task=first_task,
+        successes=out.get("successes"),
     )
 
 

@@ -50,12 +50,17 @@ def _save(fig, path) -> None:
 def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
     """Adaptation curve (left axis) and cumulative regret (right axis), or bars for 1-episode trials."""
     first = results[0]
+    if first.regret is None:
+        ax_reg.text(0.5, 0.5, f"regret not defined:\n{first.not_defined()['regret']}", ha="center", va="center",
+                    transform=ax_reg.transAxes)
     if first.num_episodes > 1:
         episodes = np.arange(1, first.num_episodes + 1)
         for res in results:
             mean, half = mean_ci(res.returns)
             (line,) = ax_ret.plot(episodes, mean, label=res.agent_name, lw=1.2)
             ax_ret.fill_between(episodes, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+            if res.regret is None:  # the family declares no optimum
+                continue
             regret = np.cumsum(res.optimal_return[:, None] - res.returns, axis=1)
             mean_r, half_r = mean_ci(regret)
             ax_reg.plot(episodes, mean_r, color=line.get_color(), lw=1.2)
@@ -69,6 +74,8 @@ def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
         names = [r.agent_name for r in results]
         x = np.arange(len(results))
         for ax, metric, label in ((ax_ret, "total_reward", "total reward"), (ax_reg, "regret", "regret")):
+            if getattr(first, metric) is None:
+                continue
             stats = [mean_ci(getattr(r, metric)) for r in results]
             ax.bar(x, [m for m, _ in stats], yerr=[h for _, h in stats], capsize=3)
             ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)

@@ -39,6 +39,7 @@ class StepRecord(NamedTuple):
     next_obs: jax.Array | None = None  # the observation after it (the episode's last one included)
     terminated: jax.Array | None = None  # bool: the step reached a true end (no bootstrapping)
     truncated: jax.Array | None = None  # bool: the episode was cut by its time limit (bootstrap)
+    success: jax.Array | None = None  # bool: the goal is reached at this step (families defining success)
 
 
 def _select(pred, on_true, on_false):
@@ -104,9 +105,11 @@ def run_trial(
             transition = Transition(obs, action, reward, next_obs, done, terminated, done & ~terminated)
             next_agent_state = agent.observe(params, next_agent_state, transition)
             full = {}
+            if family.defines_success:
+                full["success"] = jnp.asarray(info.success, bool) & alive
             if transitions:
-                full = {"obs": obs, "next_obs": next_obs, "terminated": terminated & alive,
-                        "truncated": transition.truncated & alive}
+                full.update(obs=obs, next_obs=next_obs, terminated=terminated & alive,
+                            truncated=transition.truncated & alive)
             step_record = StepRecord(
                 action=action,
                 reward=jnp.where(alive, reward, 0.0),

@@ -310,4 +310,10 @@ register(
         static_knobs=("samples",),
     )
 )
-register(Baseline("oracle", "knows the task; acts optimally", build_oracle, no_params, _any_family))
+def _optimum_defined(family: TaskFamily) -> str | None:
+    if not family.defines_optimum:
+        return f"{family.name} declares no optimal policy (no oracle); see 'metarlkit tasks'"
+    return None
+
+
+register(Baseline("oracle", "knows the task; acts optimally", build_oracle, no_params, _optimum_defined))

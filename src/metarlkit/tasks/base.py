@@ -37,11 +37,14 @@ class StepInfo(NamedTuple):
       so learners do not bootstrap past it. An episode that ends only because it reached the
       horizon is *truncated*, not terminated (the default, False); trials derive
       truncated = done and not terminated.
+    success: the goal is reached at this step (families that declare `defines_success`); an
+      episode succeeds when any of its steps does.
     """
 
     expected_reward: Array
     optimal_expected_reward: Array
     terminated: Array = False
+    success: Array = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,11 @@ class TaskFamily:
       reward_model: 'bernoulli' (rewards in {0, 1}), 'gaussian' (unit-variance noise around a
         mean) or 'other'; classic bandit agents pick their posterior from it.
       defines_pseudo_regret: True when `StepInfo.optimal_expected_reward` is meaningful per step.
+      defines_optimum: `optimal_return` and `oracle_action` exist, so regret and the `oracle`
+        agent are defined; a family without a known optimum (continuous control) sets False and
+        the evaluator reports regret as not defined.
+      defines_success: `StepInfo.success` marks reaching the goal; evaluations then report the
+        fraction of successful episodes.
       description: one line for `metarlkit tasks`.
       continuous: actions are real vectors in a box (`action_size`, `action_bounds`) rather than
         indices (`num_actions`). Code that handles either kind builds placeholder actions from
@@ -75,6 +83,8 @@ class TaskFamily:
     version: ClassVar[int] = 1
     reward_model: ClassVar[str] = "other"
     defines_pseudo_regret: ClassVar[bool] = False
+    defines_optimum: ClassVar[bool] = True
+    defines_success: ClassVar[bool] = False
     description: ClassVar[str] = ""
     continuous: ClassVar[bool] = False
     ends_early: ClassVar[bool] = True

@@ -62,6 +62,7 @@ class PointNavigation(TaskFamily):
     reward_model: ClassVar[str] = "other"
     defines_pseudo_regret: ClassVar[bool] = False
     continuous: ClassVar[bool] = True
+    defines_success: ClassVar[bool] = True
     description: ClassVar[str] = (
         "2D point robot to an unseen goal, velocity actions clipped to 0.1; variant dense|sparse"
     )
@@ -124,8 +125,12 @@ class PointNavigation(TaskFamily):
         if self.variant == "dense":
             terminated = jnp.all(jnp.abs(offset) < DENSE_TOLERANCE)
         done = (t >= self.horizon) | terminated
+        if self.variant == "dense":
+            success = terminated  # in the goal zone
+        else:
+            success = jnp.sqrt(jnp.sum(offset**2)) <= SPARSE_GOAL_RADIUS
         info = StepInfo(expected_reward=reward, optimal_expected_reward=jnp.float32(jnp.nan),
-                        terminated=terminated)
+                        terminated=terminated, success=success)
         return pos, PointState(pos=pos, t=t), reward, done, info
 
     def optimal_return(self, task):
