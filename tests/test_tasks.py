@@ -43,7 +43,7 @@ def test_family_contract(contract, check):
 def test_every_registered_family_is_checked():
     assert set(tasks.names()) <= {v.partition(":")[0] for v in VARIANTS}
     assert tasks.names() == [
-        "bernoulli-bandit", "dependent-bandit", "eleven-arm-bandit", "gaussian-bandit",
+        "bernoulli-bandit", "dependent-bandit", "eleven-arm-bandit", "gaussian-bandit", "pendulum",
         "point-navigation", "restless-bandit", "tabular-mdp",
     ]
 

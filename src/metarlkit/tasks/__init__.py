@@ -11,6 +11,7 @@ from metarlkit.tasks.bandits import (
     RestlessBandit,
 )
 from metarlkit.tasks.base import ActionSpaceError, StepInfo, TaskFamily
+from metarlkit.tasks.control import Pendulum
 from metarlkit.tasks.navigation import PointNavigation
 from metarlkit.tasks.tabular import TabularMDP, value_iteration
 from metarlkit.tasks.tasksets import (
@@ -36,7 +37,7 @@ def register(cls: type[TaskFamily]) -> type[TaskFamily]:
 
 
 for _cls in (BernoulliBandit, DependentBandit, GaussianBandit, ElevenArmBandit, RestlessBandit, TabularMDP,
-             PointNavigation):
+             PointNavigation, Pendulum):
     register(_cls)
 
 
@@ -73,6 +74,7 @@ __all__ = [
     "DependentBandit",
     "ElevenArmBandit",
     "GaussianBandit",
+    "Pendulum",
     "PointNavigation",
     "RestlessBandit",
     "StepInfo",
