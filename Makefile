@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/mdp_greedy_prior.py
 	$(BIN)/python benchmarks/mdp_structure.py
 	$(BIN)/python benchmarks/rl2_throughput.py
+	$(BIN)/python benchmarks/family_throughput.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
