@@ -156,7 +156,12 @@ class TaskFamily:
 
     # --- dynamics -----------------------------------------------------------------------------
     def sample_task(self, key: Array) -> PyTree:
-        """Draws one task (a pytree of arrays) from the family's distribution."""
+        """Draws one task (a pytree of arrays) from the family's distribution.
+
+        A family whose tasks are physical parameters (`pendulum`) also takes `dist`, a
+        `tasks.distributions.TaskDistribution` (default: `default_distribution()`, which every test
+        set uses), so a learner can move the distribution without recompiling.
+        """
         raise NotImplementedError
 
     def reset(self, key: Array, task: PyTree) -> tuple[Array, PyTree]:
