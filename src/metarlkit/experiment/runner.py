@@ -197,7 +197,7 @@ MEMORY_FRACTION = 0.8  # of the machine's memory a train state may take (the chu
 def _check_state_fits(algo, config, family, num_episodes: int) -> None:
     """ValueError (one line) when the train state alone (every seed's parameters, optimiser state and
     buffers, from shapes only: nothing is allocated) would not fit in this machine's memory."""
-    trainer, init, _ = programs(algo, config, family, num_episodes)
+    _, init, _ = programs(algo, config, family, num_episodes)
     template = jax.eval_shape(init, seed_keys(config))
     need = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(template))
     have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
