@@ -110,3 +110,79 @@ def test_every_episode_of_a_trial_runs_the_trials_task(family):
     for t, close in ((task, True), (family.nominal_task(), False)):
         got = np.asarray(jax.jit(jax.vmap(lambda o, a: replay(o, a, t)))(obs, act))
         assert np.allclose(got, nxt, atol=1e-4) == close
+
+
+# --- dynamics that change inside a trial ---------------------------------------------------------
+
+
+def test_a_change_switches_the_parameters_at_its_trial_step_in_any_episode():
+    """`change_at` (+ `change_spread`): each task holds a second parameter set and a change step
+    uniform in [at, at + spread]; `task_at` gives the first set before it and the second from it,
+    across episode boundaries (trial step e * horizon + t), and trials step under it."""
+    from metarlkit import baselines
+    from metarlkit.trial import run_trial
+
+    family = tasks.from_spec("pendulum:change_at=250,change_spread=100")
+    assert family.spec() == "pendulum:change_at=250,change_spread=100" and tasks.make("pendulum").spec() == "pendulum"
+    drawn = jax.jit(jax.vmap(family.sample_task))(jax.random.split(jax.random.PRNGKey(0), 4000))
+    steps = np.asarray(drawn["change_step"])
+    assert steps.min() == 250 and steps.max() == 350 and len(np.unique(steps)) == 101
+    assert not np.allclose(drawn["mass"], drawn["after"]["mass"])
+    task = {"mass": jnp.float32(1.0), "length": jnp.float32(1.0), "damping": jnp.float32(0.0),
+            "after": {"mass": jnp.float32(0.5), "length": jnp.float32(1.0), "damping": jnp.float32(0.0)},
+            "change_step": jnp.int32(260)}
+    assert float(family.task_at(task, 259)["mass"]) == 1.0 and float(family.task_at(task, 260)["mass"]) == 0.5
+    agent = baselines.resolve("random", family, 2)
+    rec = jax.jit(lambda t: run_trial(family, agent.agent, agent.params, t, jax.random.PRNGKey(0),
+                                      jax.random.PRNGKey(1), 2, transitions=True))(task)
+    obs, act, nxt = (np.asarray(x).reshape((-1,) + np.shape(x)[2:]) for x in (rec.obs, rec.action, rec.next_obs))
+
+    def replay(o, a, mass):
+        state = PendulumState(jnp.arctan2(o[1], o[0]), o[2], jnp.int32(0))
+        return family.step(None, state, a, {**family.parameters(task), "mass": mass})[0]
+
+    masses = np.where(np.arange(400) >= 260, 0.5, 1.0).astype(np.float32)  # episode 2 starts at step 200
+    got = np.asarray(jax.jit(jax.vmap(replay))(obs, act, masses))
+    np.testing.assert_allclose(got, nxt, atol=1e-5)
+    wrong = np.asarray(jax.jit(jax.vmap(replay))(obs, act, np.ones(400, np.float32)))
+    assert not np.allclose(wrong[260:], nxt[260:], atol=1e-4)
+
+
+def test_change_options_are_checked():
+    for spec, message in (("pendulum:change_spread=5", "change_spread needs change_at"),
+                          ("pendulum:change_at=-1", "change_at must be")):
+        with pytest.raises(ValueError, match=message):
+            tasks.from_spec(spec)
+
+
+def test_the_change_steps_are_reported_and_the_distribution_is_in_provenance_and_hash(monkeypatch):
+    from metarlkit import baselines, evaluate
+    from metarlkit.tasks.tasksets import task_set_hash
+
+    family = tasks.from_spec("pendulum:change_at=100,change_spread=50")
+    agent = baselines.resolve("random", family, 1)
+    res = evaluate(agent.agent, family, agent.params, num_episodes=1, num_tasks=6, chunk_size=6)
+    out = res.summary()
+    want = np.asarray(tasks.task_set(family, "test", 6)["change_step"])
+    assert out["change_steps"] == want.tolist() and all(100 <= s <= 150 for s in out["change_steps"])
+    assert out["provenance"]["task_distribution"]["mass"] == {
+        "kind": "log_uniform", "nominal": 1.0, "base": 1.5, "low": -1.0, "high": 1.0}
+    assert "change_steps" not in evaluate(agent.agent, tasks.make("pendulum"), agent.params, num_episodes=1,
+                                          num_tasks=6, chunk_size=6).summary()
+    # the distribution is part of the task-set hash, beside the tasks it drew
+    before = task_set_hash(tasks.make("pendulum"), "test", 4)
+    wider = tasks.make("pendulum").default_distribution()
+    wider = D.TaskDistribution({**wider.params, "damping": D.uniform(0.0, 0.0)})  # same values, other record
+    monkeypatch.setattr(type(tasks.make("pendulum")), "default_distribution",
+                        lambda self: D.TaskDistribution({**wider.params, "damping": D.uniform(0.0, 1e-30)}))
+    assert task_set_hash(tasks.make("pendulum"), "test", 4) != before
+
+
+def test_nominal_true_makes_every_task_the_nominal_one():
+    family = tasks.from_spec("pendulum:nominal=true")
+    drawn = tasks.task_set(family, "test", 5)
+    for name, value in family.nominal_task().items():
+        np.testing.assert_array_equal(drawn[name], np.full(5, float(value), np.float32))
+    assert family.spec() == "pendulum:nominal=true" and tasks.from_spec(family.spec()) == family
+    from metarlkit.tasks.tasksets import task_set_hash
+    assert task_set_hash(family, "test", 5) != task_set_hash(tasks.make("pendulum"), "test", 5)

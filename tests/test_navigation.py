@@ -290,7 +290,7 @@ def test_tasks_lists_the_continuous_action_space(capsys):
     code, out, _ = run_cli(capsys, "tasks", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     nav = rows["point-navigation"]
-    assert nav["continuous"] is True and nav["options"] == {"variant": "dense"} and nav["horizon"] == 100
+    assert nav["continuous"] is True and nav["options"] == {"variant": "dense", "goals": "random"} and nav["horizon"] == 100
     assert nav["actions"] == {"shape": [2], "low": -0.1, "high": 0.1}
     assert rows["bernoulli-bandit"]["actions"] == 5 and rows["bernoulli-bandit"]["continuous"] is False
 
@@ -309,3 +309,89 @@ def test_probe_keys_are_unused_by_deterministic_dynamics():
     a = c.trial(c.tasks[1], c.params(script), env_seed=0)
     b = c.trial(c.tasks[1], c.params(script), env_seed=3)
     np.testing.assert_array_equal(a.reward, b.reward)
+
+
+# --- point-robot-wind ----------------------------------------------------------------------------
+
+
+def test_the_wind_drifts_every_step_and_the_told_variant_observes_it():
+    from metarlkit.tasks.navigation import PointRobotWind
+
+    f, told = tasks.make("point-robot-wind"), tasks.from_spec("point-robot-wind:observe_wind=true")
+    assert f.obs_shape == (2,) and told.obs_shape == (4,) and f.horizon == 20 and f.defines_optimum
+    task = {"wind_angle": jnp.float32(np.pi / 2), "wind_speed": jnp.float32(0.05)}
+    wind = np.asarray(PointRobotWind.wind(task))
+    np.testing.assert_allclose(wind, [0.0, 0.05], atol=1e-7)
+    obs, state = told.reset(None, task)
+    np.testing.assert_allclose(obs, [0, 0, 0, 0.05], atol=1e-7)
+    obs, state, reward, done, _ = told.step(None, state, jnp.float32([0.3, -0.02]), task)
+    np.testing.assert_allclose(obs, [0.1, 0.03, 0.0, 0.05], atol=1e-6)  # clipped action + wind
+    np.testing.assert_allclose(reward, -np.hypot(0.1, 0.97), rtol=1e-6)
+    # the wind-aware oracle holds the goal against the wind once there
+    at_goal = jnp.float32([0.0, 1.0])
+    np.testing.assert_allclose(f.oracle_action(task, at_goal, 5), [0.0, -0.05], atol=1e-7)
+    # every wind is below the action bound per coordinate
+    drawn = jax.jit(jax.vmap(f.sample_task))(jax.random.split(jax.random.PRNGKey(0), 2000))
+    winds = np.asarray(jax.vmap(PointRobotWind.wind)(drawn))
+    speed = np.linalg.norm(winds, axis=1)
+    assert speed.min() >= 0.02 - 1e-6 and speed.max() <= 0.08 + 1e-6 and np.abs(winds).max() < 0.1
+
+
+def test_a_wind_change_inside_the_trial_drifts_by_the_second_wind():
+    f = tasks.from_spec("point-robot-wind:change_at=25")
+    assert not f.defines_optimum  # the optimum of an episode would depend on where the change falls
+    c = shared_contract(f)
+    task = {"wind_angle": np.float32(0.0), "wind_speed": np.float32(0.05),
+            "after": {"wind_angle": np.float32(np.pi), "wind_speed": np.float32(0.03)},
+            "change_step": np.int32(25)}
+    rec = c.trial(task, c.params())  # stands still: it moves by the wind alone
+    drift = (rec.next_obs - rec.obs).reshape(-1, 2)
+    np.testing.assert_allclose(drift[:25], np.tile([0.05, 0.0], (25, 1)), atol=1e-6)
+    np.testing.assert_allclose(drift[25:40], np.tile([-0.03, 0.0], (15, 1)), atol=1e-6)
+
+
+# --- PEARL's goal list ---------------------------------------------------------------------------
+
+
+def test_oyster_goals_are_pearls_published_list():
+    f = tasks.from_spec("point-navigation:variant=sparse,goals=oyster")
+    angles = np.linspace(0, np.pi, 100)
+    goals = np.stack([np.cos(angles), np.sin(angles)], 1)
+    np.random.RandomState(1337).shuffle(goals)
+    train, test = tasks.task_set(f, "train", 80)["goal"], tasks.task_set(f, "test", 20)["goal"]
+    np.testing.assert_allclose(train, goals[:80], atol=1e-7)
+    np.testing.assert_allclose(test, goals[80:], atol=1e-7)
+    np.testing.assert_allclose(tasks.task_set(f, "test", 5, start=15)["goal"], goals[95:], atol=1e-7)
+    # a fresh training task is one of the 80 training goals, never a test goal
+    drawn = np.asarray(jax.jit(jax.vmap(f.sample_task))(jax.random.split(jax.random.PRNGKey(0), 500))["goal"])
+    assert {tuple(g) for g in drawn.round(5)} <= {tuple(g) for g in goals[:80].astype(np.float32).round(5)}
+    with pytest.raises(SpecError, match="goals=oyster is PEARL's sparse point robot: use variant=sparse"):
+        tasks.from_spec("point-navigation:goals=oyster")
+    assert tasks.from_spec("point-navigation:variant=sparse").spec() == "point-navigation:variant=sparse"
+
+
+def test_oyster_sets_beyond_the_list_are_refused_in_one_line(tmp_path, capsys):
+    code = main(["evaluate", "--agent", "random", "--task", "point-navigation:variant=sparse,goals=oyster",
+                 "--episodes", "1", "--num-tasks", "21", "--json", str(tmp_path / "out.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and not (tmp_path / "out.json").exists()
+    assert err[-1].endswith("num-tasks 21 exceeds point-navigation:goals=oyster,variant=sparse's test 20 tasks; "
+                            "use --num-tasks 20 or fewer")
+    code = main(["evaluate", "--agent", "random", "--task", "point-navigation:variant=sparse,goals=oyster",
+                 "--episodes", "1", "--num-tasks", "5", "--split", "validation"])
+    assert code != 0 and "has no validation tasks" in capsys.readouterr().err
+
+
+def test_the_sparse_variant_reports_the_dense_reward_beside_the_sparse_one():
+    c = shared_contract(tasks.from_spec("point-navigation:variant=sparse,goals=oyster"))
+    task = index_task(tasks.task_set(c.family, "test", 1))
+    rec = c.trial(task, c.params(c.random_script(7)))
+    dense = -np.linalg.norm(rec.next_obs - np.asarray(task["goal"]), axis=-1)
+    np.testing.assert_allclose(rec.dense_reward, dense, rtol=1e-6)
+    np.testing.assert_allclose(rec.reward, np.where(dense >= -0.2, 1.0 + dense, 0.0), rtol=1e-6, atol=1e-7)
+    assert shared_contract(family("dense")).trial(
+        {"goal": np.zeros(2, np.float32)}, shared_contract(family("dense")).params()).dense_reward is None
+
+
+def index_task(batch):
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[0], batch)

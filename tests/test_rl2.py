@@ -148,11 +148,12 @@ class EarlyEndBandit(FixedBandit):
 
 @pytest.mark.parametrize("family, overrides", [
     (EarlyEndBandit(), dict(core="gru")),
+    (EarlyEndBandit(), dict(core="mlp")),
     (EarlyEndBandit(), dict(core="lstm", embed_size=8, head_size=8)),
     (EarlyEndBandit(), dict(core="transformer", layers=2, heads=2)),
     (EarlyEndBandit(), dict(core="transformer", layers=1, heads=4, context=3, prev_obs_input=True)),
     (FixedGoalNavigation(variant="sparse"), dict(core="transformer", layers=1, heads=2, time_input=True)),
-], ids=["gru", "lstm-embed-head", "transformer", "transformer-window", "transformer-continuous"])
+], ids=["gru", "mlp", "lstm-embed-head", "transformer", "transformer-window", "transformer-continuous"])
 def test_every_core_unrolls_exactly_like_its_rollout(family, overrides):
     # Episodes that end early leave invalid steps in the trial: the rollout does not feed the agent
     # there, so the learner's unroll must skip them too -- the transformer computes the whole trial
@@ -194,6 +195,29 @@ def test_hidden_state_resets_only_at_trial_boundaries(small_agent):
     np.testing.assert_array_equal(fresh.carry, np.zeros(config.hidden_size))  # a new trial resets it
 
 
+def test_the_feed_forward_core_has_no_memory():
+    """core=mlp: the same step input gives the same output whatever came before (its carry is
+    empty), so it is the memoryless ablation of the same agent."""
+    family = EarlyEndBandit()
+    train = rl2.make_train(rl2.RL2Config(**{**SMALL, "core": "mlp"}), family, 3)
+    params = train.init(jax.random.PRNGKey(3)).params
+    network = train.extras["network"]
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, network_input_size(train, family)))
+    history = jnp.concatenate([jax.random.normal(jax.random.PRNGKey(1), (4, x.shape[1])), x[-1:]])
+    valid = jnp.ones(5, bool)
+    (d1, v1), (d2, v2) = (network.unroll(params, h, valid) for h in (x, history))
+    np.testing.assert_allclose(v1[-1], v2[-1], rtol=1e-6)
+    np.testing.assert_allclose(d1.logits[-1], d2.logits[-1], rtol=1e-6)
+    assert not np.allclose(v1[:-1], v2[:-1])
+
+
+def network_input_size(train, family):
+    """The width of one step's input to the RL2 network (from a recorded trial)."""
+    rec = jax.jit(lambda k: run_trial(family, train.agent, train.init(k).params, family.sample_task(k), k, k, 1,
+                                      record=record))(jax.random.PRNGKey(0))
+    return rec.extras.x.shape[-1]
+
+
 def test_trials_start_from_the_same_state_and_then_diverge(small_agent):
     family, config, train, params = small_agent
     keys = jax.random.split(jax.random.PRNGKey(5), 8)
@@ -212,6 +236,7 @@ def test_trials_start_from_the_same_state_and_then_diverge(small_agent):
     ("tabular-mdp:states=3,actions=2,steps=2", {}),
     ("tabular-mdp:states=3,actions=2,steps=2", dict(prev_obs_input=True, embed_size=8, head_size=8, expected_reward_returns=True)),
     ("point-navigation:variant=sparse", dict(prev_obs_input=True)),
+    ("point-robot-wind", dict(core="mlp")),
     ("bernoulli-bandit:arms=2", dict(core="transformer", layers=1, heads=2)),
 ])
 def test_variants_take_finite_updates(spec, overrides):
@@ -242,7 +267,7 @@ def test_every_config_field_is_documented():
     (dict(embed_size=-1), "embed_size must be a whole number >= 0 (0: no layer)"),
     (dict(core="transformer", hidden_size=30, heads=4), "hidden_size (30) must be a multiple of heads (4)"),
     (dict(context=-2), "context must be a whole number >= 0 (0: the whole trial)"),
-    (dict(core="rnn"), "core must be one of gru, lstm, transformer"),
+    (dict(core="rnn"), "core must be one of gru, lstm, transformer, mlp"),
 ])
 def test_bad_config_values_are_one_line_errors(bad, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -37,7 +37,7 @@ def test_round_trip(spec):
 def test_format_spec_keeps_option_order_and_prints_values():
     assert format_spec("x", {}) == "x"
     assert format_spec("x", {"b": 2, "a": 0.5, "c": "low"}) == "x:b=2,a=0.5,c=low"
-    assert parse_spec(format_spec("x", {"b": 2, "a": True})) == ("x", {"b": "2", "a": "True"})
+    assert parse_spec(format_spec("x", {"b": 2, "a": True})) == ("x", {"b": "2", "a": "true"})  # as typed
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,9 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 VARIANTS = tasks.names() + [
     "bernoulli-bandit:arms=3,pulls=4",
     "restless-bandit:volatility=high,pulls=20",
+    "point-robot-wind:change_at=30,observe_wind=true",
+    "point-navigation:variant=sparse,goals=oyster",
+    "cartpole:variant=continuous",
 ]
 
 
@@ -43,8 +46,8 @@ def test_family_contract(contract, check):
 def test_every_registered_family_is_checked():
     assert set(tasks.names()) <= {v.partition(":")[0] for v in VARIANTS}
     assert tasks.names() == [
-        "bernoulli-bandit", "dependent-bandit", "eleven-arm-bandit", "gaussian-bandit", "pendulum",
-        "point-navigation", "restless-bandit", "tabular-mdp",
+        "bernoulli-bandit", "cartpole", "dependent-bandit", "eleven-arm-bandit", "gaussian-bandit", "pendulum",
+        "point-navigation", "point-robot-wind", "restless-bandit", "tabular-mdp",
     ]
 
 

@@ -179,7 +179,8 @@ def cmd_agents(args) -> int:
         alias = f" (alias {', '.join(b.aliases)})" if b.aliases else ""
         print(f"{name:14s} {b.description}{alias}")
         for knob, spec in b.knobs.items():
-            print(f"{'':14s}   {knob}: {spec.doc}; tuned over {list(spec.grid)} unless given")
+            how = f"default {spec.grid[0]}" if len(spec.grid) == 1 else f"tuned over {list(spec.grid)} unless given"
+            print(f"{'':14s}   {knob}: {spec.doc}; {how}")
     return 0
 
 
@@ -198,12 +199,13 @@ def _family_and_episodes(task_spec: str, episodes: int | None):
     return family, episodes
 
 
-def _check_tasks(split: str, num_tasks: int, tune_tasks: int) -> None:
-    from metarlkit.tasks.tasksets import check_split
+def _check_tasks(split: str, num_tasks: int, tune_tasks: int, family=None) -> None:
+    from metarlkit.tasks.tasksets import check_split, split_size
 
     try:
-        check_split(split, num_tasks)
-        check_split("validation", tune_tasks)
+        check_split(split, num_tasks, family)
+        if split_size("validation", family):  # a published task list may have no validation tasks
+            check_split("validation", tune_tasks, family)
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -328,7 +330,7 @@ def _run_agents(specs: Sequence[str], args):
     family, episodes = _family_and_episodes(task, episodes)
     if getattr(args, "actions", 0) and family.continuous:
         raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
-    _check_tasks(args.split, args.num_tasks, args.tune_tasks)
+    _check_tasks(args.split, args.num_tasks, args.tune_tasks, family)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot", plot=True)
     # Check every agent before running any, so bad specs fail fast, and start compiling their

@@ -15,6 +15,8 @@ t_{0.975, M-1} * s / sqrt(M)):
   pseudo_regret          sum over steps of (optimal expected reward - expected reward of the
                          chosen action), where the family defines per-step optima (bandits);
   per_episode_success[e] fraction of tasks whose episode e reached its goal (goal families);
+  change_steps           per task, the trial step at which its dynamics changed (families with
+                         `change_at`);
   not_defined            the metrics above the family does not define, each with the reason;
   return_after_steps[k]  for agents that play rounds of parallel episodes with an adaptation step
                          after each (MAML): the mean episode return of round k.
@@ -41,8 +43,9 @@ from metarlkit.tasks.tasksets import (
     SPLIT_IDS,
     TASK_SET_SEED,
     check_split,
+    distribution_of,
     env_keys,
-    task_keys,
+    split_tasks,
     task_set_hash,
 )
 from metarlkit.trial import check_parallel_episodes, run_trials
@@ -97,6 +100,7 @@ class EvalResult:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     first_task: int = 0  # index in the split of the first task (0: the set is a prefix)
     successes: np.ndarray | None = None  # [task, episode] 1.0 where the episode reached its goal
+    change_steps: np.ndarray | None = None  # [task] trial step of the dynamics change (families that change)
 
     @property
     def num_tasks(self) -> int:
@@ -156,6 +160,9 @@ class EvalResult:
             out["per_episode_success"] = [
                 {"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(self.successes))
             ]
+        if self.change_steps is not None:
+            # the trial step at which each task's dynamics changed (step t of episode e: e * horizon + t)
+            out["change_steps"] = [int(x) for x in self.change_steps]
         if self.not_defined():
             out["not_defined"] = self.not_defined()
         out.update(self.extra)
@@ -185,6 +192,7 @@ class EvalResult:
             "split": self.split,
             "first_task": self.first_task,
             "task_set_hash": task_set_hash(self.family, self.split, self.num_tasks, self.first_task),
+            **({"task_distribution": dist} if (dist := distribution_of(self.family)) is not None else {}),
             "hyperparameters": self.hyperparameters,
             "wall_time_s": round(self.wall_time_s, 3),
         }
@@ -222,10 +230,12 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         }
         if family.defines_success:
             out["successes"] = jnp.any(rec.success, axis=-1).astype(jnp.float32)
+        if getattr(family, "changes", False):
+            out["change_steps"] = task["change_step"]
         return out
 
     def batch(params, indices, split_id, seed, weight):
-        tasks = jax.vmap(family.sample_task)(task_keys(split_id, indices))
+        tasks = split_tasks(family, split_id, indices)
         agent_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(indices)
         rec = run_trials(family, agent, params, tasks, env_keys(split_id, indices), agent_keys, num_episodes)
         out = jax.vmap(summarise)(tasks, rec)
@@ -294,6 +304,7 @@ def evaluate(
         extra=extra,
         first_task=first_task,
         successes=out.get("successes"),
+        change_steps=out.get("change_steps"),
     )
 
 
@@ -416,7 +427,7 @@ def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, 
                    start: int = 0):
     family.check_episodes(num_episodes)
     check_parallel_episodes(agent, num_episodes)
-    check_split(split, start + num_tasks)
+    check_split(split, start + num_tasks, family)
     chunk = _chunk_for(family, num_episodes, chunk_size, sweep_size)
     run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk)
     axis = 0 if sweep_size is None else 1

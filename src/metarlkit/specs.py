@@ -40,7 +40,8 @@ def format_spec(name: str, options: dict[str, Any]) -> str:
     """Inverse of `parse_spec` for options whose values print without commas."""
     if not options:
         return name
-    return name + ":" + ",".join(f"{k}={v}" for k, v in options.items())
+    text = lambda v: str(v).lower() if isinstance(v, bool) else str(v)  # noqa: E731  (true/false, as typed)
+    return name + ":" + ",".join(f"{k}={text(v)}" for k, v in options.items())
 
 
 def _convert(raw: Any, kind: Any, what: str) -> Any:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent, Transition
 from metarlkit.tasks.base import TaskFamily
-from metarlkit.tasks.tasksets import task_keys
+from metarlkit.tasks.tasksets import split_tasks
 
 
 class StepRecord(NamedTuple):
@@ -40,6 +40,7 @@ class StepRecord(NamedTuple):
     terminated: jax.Array | None = None  # bool: the step reached a true end (no bootstrapping)
     truncated: jax.Array | None = None  # bool: the episode was cut by its time limit (bootstrap)
     success: jax.Array | None = None  # bool: the goal is reached at this step (families defining success)
+    dense_reward: jax.Array | None = None  # the shaped reward beside a sparse one (with transitions, where reported)
 
 
 def _select(pred, on_true, on_false):
@@ -90,7 +91,7 @@ def run_trial(
         """One episode from `agent_state`: (the agent state at its end, records [horizon])."""
         reset_key, step_base = episode_keys(env_key, episode)
         agent_steps = jax.random.split(jax.random.fold_in(agent_key, episode))[0]
-        obs, env_state = family.reset(reset_key, task)
+        obs, env_state = family.reset(reset_key, family.task_at(task, episode * family.horizon))
 
         def run_step(carry, t):
             agent_state, env_state, obs, alive = carry
@@ -98,8 +99,10 @@ def run_trial(
                 params, agent_state, obs, jax.random.fold_in(agent_steps, t)
             )
             acted_state = next_agent_state
+            # The task in force at this trial step (dynamics that change inside a trial switch here).
+            current = family.task_at(task, episode * family.horizon + t)
             next_obs, next_env_state, reward, done, info = family.step(
-                jax.random.fold_in(step_base, t), env_state, action, task
+                jax.random.fold_in(step_base, t), env_state, action, current
             )
             terminated = jnp.asarray(info.terminated, bool) & done
             transition = Transition(obs, action, reward, next_obs, done, terminated, done & ~terminated)
@@ -110,6 +113,8 @@ def run_trial(
             if transitions:
                 full.update(obs=obs, next_obs=next_obs, terminated=terminated & alive,
                             truncated=transition.truncated & alive)
+                if family.reports_dense_reward:
+                    full["dense_reward"] = jnp.where(alive, info.dense_reward, 0.0)
             step_record = StepRecord(
                 action=action,
                 reward=jnp.where(alive, reward, 0.0),
@@ -210,7 +215,7 @@ class TaskSource(NamedTuple):
 
     def tasks(self, indices: jax.Array):
         """The fixed set's tasks at `indices` (task i of the 'train' split, as `tasks.task_set`)."""
-        return jax.vmap(self.family.sample_task)(task_keys("train", indices))
+        return split_tasks(self.family, "train", indices)
 
     def sample(self, key: jax.Array, n: int):
         """n tasks, batched along a leading axis."""

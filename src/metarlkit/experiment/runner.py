@@ -375,10 +375,12 @@ def programs(algo, config, family, num_episodes: int):
 
 def _train_tasks_info(algo, config, family) -> dict[str, Any]:
     """run.json's record of the training tasks: the distribution, or a fixed set with its hash."""
+    from metarlkit.tasks.tasksets import distribution_of, task_set_hash
+
     fixed = algo.fixed_train_tasks(config)
     if fixed is None:
-        return {"source": "distribution"}
-    from metarlkit.tasks.tasksets import task_set_hash
+        dist = distribution_of(family)
+        return {"source": "distribution", **({"distribution": dist} if dist is not None else {})}
 
     return {"source": "fixed", "split": "train", "num_tasks": fixed, "task_set_hash": task_set_hash(family, "train", fixed)}
 

@@ -11,8 +11,9 @@ from metarlkit.tasks.bandits import (
     RestlessBandit,
 )
 from metarlkit.tasks.base import ActionSpaceError, StepInfo, TaskFamily
+from metarlkit.tasks.cartpole import CartPole
 from metarlkit.tasks.control import Pendulum
-from metarlkit.tasks.navigation import PointNavigation
+from metarlkit.tasks.navigation import PointNavigation, PointRobotWind
 from metarlkit.tasks.tabular import TabularMDP, value_iteration
 from metarlkit.tasks.tasksets import (
     ENV_SEED,
@@ -37,7 +38,7 @@ def register(cls: type[TaskFamily]) -> type[TaskFamily]:
 
 
 for _cls in (BernoulliBandit, DependentBandit, GaussianBandit, ElevenArmBandit, RestlessBandit, TabularMDP,
-             PointNavigation, Pendulum):
+             PointNavigation, PointRobotWind, Pendulum, CartPole):
     register(_cls)
 
 
@@ -71,11 +72,13 @@ __all__ = [
     "TASK_SET_SEED",
     "ActionSpaceError",
     "BernoulliBandit",
+    "CartPole",
     "DependentBandit",
     "ElevenArmBandit",
     "GaussianBandit",
     "Pendulum",
     "PointNavigation",
+    "PointRobotWind",
     "RestlessBandit",
     "StepInfo",
     "TabularMDP",

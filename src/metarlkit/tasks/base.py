@@ -39,12 +39,15 @@ class StepInfo(NamedTuple):
       truncated = done and not terminated.
     success: the goal is reached at this step (families that declare `defines_success`); an
       episode succeeds when any of its steps does.
+    dense_reward: a shaped reward beside a sparse one (families that declare
+      `reports_dense_reward`: PEARL trains its critic on it and feeds the sparse one to its encoder).
     """
 
     expected_reward: Array
     optimal_expected_reward: Array
     terminated: Array = False
     success: Array = False
+    dense_reward: Array = float("nan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,9 @@ class TaskFamily:
         the evaluator reports regret as not defined.
       defines_success: `StepInfo.success` marks reaching the goal; evaluations then report the
         fraction of successful episodes.
+      defines_model: the observation is the whole state, and `dynamics_fn` (the true next
+        observation) and `reward_fn` exist: planners (`mpc`) and model learners (GrBAL) use them.
+      reports_dense_reward: `StepInfo.dense_reward` holds a shaped reward beside the sparse one.
       description: one line for `metarlkit tasks`.
       continuous: actions are real vectors in a box (`action_size`, `action_bounds`) rather than
         indices (`num_actions`). Code that handles either kind builds placeholder actions from
@@ -85,6 +91,8 @@ class TaskFamily:
     defines_pseudo_regret: ClassVar[bool] = False
     defines_optimum: ClassVar[bool] = True
     defines_success: ClassVar[bool] = False
+    defines_model: ClassVar[bool] = False
+    reports_dense_reward: ClassVar[bool] = False
     description: ClassVar[str] = ""
     continuous: ClassVar[bool] = False
     ends_early: ClassVar[bool] = True
@@ -175,6 +183,38 @@ class TaskFamily:
         """
         raise NotImplementedError
 
+    def task_at(self, task: PyTree, trial_step: Array) -> PyTree:
+        """The task in force at `trial_step` of a trial (step t of episode e is e * horizon + t).
+
+        Trials pass this to `step`, so a family whose dynamics change inside a trial (a task holding
+        a change step and a second parameter set, `tasks.control`) switches there; others return
+        `task` unchanged, at no cost.
+        """
+        del trial_step
+        return task
+
+    def task_list(self) -> tuple[PyTree, dict[str, tuple[int, int]]] | None:
+        """A family with a published, finite task list (PEARL's 100 goals) returns (tasks [N], the
+        (start, size) of each split in it); tasks sets then index the list instead of drawing tasks
+        from keys, and a split not named has no tasks. None (the default): tasks are drawn."""
+        return None
+
+    def reward_fn(self, obs: Array, action: Array, next_obs: Array, task: PyTree) -> Array:
+        """The reward of a step from its observations (families declaring `defines_model`): what a
+        planner scores predicted observations with. Equal to `step`'s reward on real transitions."""
+        raise NotImplementedError(f"{self.name} declares no reward function of its observations")
+
+    def dynamics_fn(self, obs: Array, action: Array, task: PyTree) -> Array:
+        """The next observation from an observation and an action under `task` (families declaring
+        `defines_model`): the true model a planner uses, the model a learner fits."""
+        raise NotImplementedError(f"{self.name} declares no dynamics function of its observations")
+
+    def terminated_fn(self, obs: Array, action: Array, next_obs: Array, task: PyTree) -> Array:
+        """Whether a step ends the episode for good (a planner stops counting rewards after it);
+        the default: never."""
+        del obs, action, task
+        return jnp.zeros(jnp.shape(next_obs)[:-1], bool)
+
     def optimal_return(self, task: PyTree) -> Array:
         """Expected return of one episode under the best task-aware policy."""
         raise NotImplementedError
@@ -197,10 +237,16 @@ class TaskFamily:
         return f"R^{self.action_size} in a box with per-coordinate bounds"
 
     def spec(self) -> str:
-        """The `NAME:key=value` string that rebuilds this family with `tasks.make`."""
+        """The `NAME:key=value` string that rebuilds this family with `tasks.make`.
+
+        Options declared with `optional_option` are left out at their default, so adding one to a
+        family keeps the specs (and task-set hashes) of everything recorded before.
+        """
         from metarlkit.specs import format_spec, options_of
 
-        return format_spec(self.name, dict(sorted(options_of(self).items())))
+        optional = {f.name: f.default for f in dataclasses.fields(self) if f.metadata.get("optional")}
+        options = {k: v for k, v in options_of(self).items() if k not in optional or v != optional[k]}
+        return format_spec(self.name, dict(sorted(options.items())))
 
     def check_episodes(self, num_episodes: int) -> None:
         """Raises a one-line ValueError when a trial length does not suit the family (at most
@@ -217,6 +263,11 @@ class TaskFamily:
                 f"{self.name} trials are {fixed} episode(s) long (set the number of pulls with the "
                 f"task option instead); use --episodes {fixed}"
             )
+
+
+def optional_option(default: Any) -> Any:
+    """A family option left out of `spec()` at its default (see `TaskFamily.spec`)."""
+    return dataclasses.field(default=default, metadata={"optional": True})
 
 
 def zero_obs(shape: tuple[int, ...]) -> Array:

@@ -22,6 +22,7 @@ Single stream: one parameter value per call; `vmap` for batches of tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -167,6 +168,17 @@ class Choice:
         return Choice(self.values, jnp.log(jnp.maximum(probs, 1e-6)))
 
 
+def describe(dist) -> dict[str, Any]:
+    """A distribution (concrete, not traced) as plain JSON: its kind and its fields as floats (lists for
+    Choice), e.g. {"kind": "log_uniform", "nominal": 1.0, "base": 1.5, "low": -1.0, "high": 1.0}."""
+    kinds = {Uniform: "uniform", LogUniform: "log_uniform", TruncatedNormal: "truncated_normal", Choice: "choice"}
+    out: dict[str, Any] = {"kind": kinds[type(dist)]}
+    for field in dataclasses.fields(dist):
+        value = jax.device_get(getattr(dist, field.name))
+        out[field.name] = [float(v) for v in value.reshape(-1)] if value.ndim else float(value)
+    return out
+
+
 @struct.dataclass
 class TaskDistribution:
     """Named parameter distributions: a pytree, so a learner can move it without recompiling."""
@@ -179,6 +191,11 @@ class TaskDistribution:
 
     def log_prob(self, values: dict[str, jax.Array]) -> jax.Array:
         return sum(d.log_prob(values[name]) for name, d in self.params.items())
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Each parameter's distribution as plain JSON (`describe`): recorded in outputs' provenance
+        and hashed into task sets."""
+        return {name: describe(d) for name, d in sorted(self.params.items())}
 
     def fit(self, samples: dict[str, jax.Array], weights: jax.Array) -> "TaskDistribution":
         """Each parameter's distribution fitted to its samples [N] under `weights` [N]."""

@@ -7,12 +7,16 @@ the environment keys are unused; `step` keeps the contract's signature.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from metarlkit.tasks.base import StepInfo, TaskFamily
+from metarlkit.tasks import distributions as D
+from metarlkit.tasks.base import StepInfo, TaskFamily, optional_option
+from metarlkit.tasks.control import ParametricFamily
 
 MAX_SPEED = 0.1  # per-coordinate clip of an action (a velocity; one step moves by it)
 DENSE_HALF_WIDTH = 0.5  # dense goals ~ U[-0.5, 0.5]^2
@@ -22,6 +26,18 @@ SPARSE_GOAL_RADIUS = 0.2  # sparse rewards are non-zero within this distance of 
 
 # variant -> episode horizon
 NAVIGATION_VARIANTS = {"dense": 100, "sparse": 20}
+GOAL_SETS = ("random", "oyster")
+OYSTER_GOALS, OYSTER_TRAIN = 100, 80  # PEARL's sparse point robot: 100 goals, the first 80 for training
+
+
+def oyster_goals() -> np.ndarray:
+    """PEARL's goal list (oyster, rlkit/envs/point_robot.py, SparsePointEnv): 100 angles
+    linspace(0, pi, 100) on the unit circle, the rows shuffled by NumPy's legacy generator seeded
+    1337; float32 [100, 2]."""
+    angles = np.linspace(0, np.pi, num=OYSTER_GOALS)
+    goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    np.random.RandomState(1337).shuffle(goals)
+    return goals.astype(np.float32)
 
 
 class PointState(NamedTuple):
@@ -56,6 +72,7 @@ class PointNavigation(TaskFamily):
     """
 
     variant: str = "dense"
+    goals: str = optional_option("random")
 
     name: ClassVar[str] = "point-navigation"
     version: ClassVar[int] = 1
@@ -63,6 +80,7 @@ class PointNavigation(TaskFamily):
     defines_pseudo_regret: ClassVar[bool] = False
     continuous: ClassVar[bool] = True
     defines_success: ClassVar[bool] = True
+    defines_model: ClassVar[bool] = True
     description: ClassVar[str] = (
         "2D point robot to an unseen goal, velocity actions clipped to 0.1; variant dense|sparse"
     )
@@ -72,6 +90,14 @@ class PointNavigation(TaskFamily):
             raise ValueError(
                 f"variant must be one of {', '.join(NAVIGATION_VARIANTS)}, got {self.variant!r}"
             )
+        if self.goals not in GOAL_SETS:
+            raise ValueError(f"goals must be one of {', '.join(GOAL_SETS)}, got {self.goals!r}")
+        if self.goals == "oyster" and self.variant != "sparse":
+            raise ValueError("goals=oyster is PEARL's sparse point robot: use variant=sparse")
+
+    @property
+    def reports_dense_reward(self):
+        return self.variant == "sparse"
 
     @property
     def ends_early(self):
@@ -94,7 +120,15 @@ class PointNavigation(TaskFamily):
     def horizon(self):
         return NAVIGATION_VARIANTS[self.variant]
 
+    def task_list(self):
+        if self.goals != "oyster":
+            return None
+        return ({"goal": jnp.asarray(oyster_goals())},
+                {"train": (0, OYSTER_TRAIN), "test": (OYSTER_TRAIN, OYSTER_GOALS - OYSTER_TRAIN)})
+
     def sample_task(self, key):
+        if self.goals == "oyster":  # one of the training goals
+            return {"goal": jnp.asarray(oyster_goals())[jax.random.randint(key, (), 0, OYSTER_TRAIN)]}
         if self.variant == "dense":
             goal = jax.random.uniform(key, (2,), minval=-DENSE_HALF_WIDTH, maxval=DENSE_HALF_WIDTH)
         else:
@@ -111,6 +145,20 @@ class PointNavigation(TaskFamily):
         if self.variant == "dense":
             return -distance
         return jnp.where(distance <= SPARSE_GOAL_RADIUS, 1.0 - distance, 0.0)
+
+    def dynamics_fn(self, obs, action, task):
+        del task
+        return obs + jnp.clip(jnp.asarray(action, jnp.float32), -MAX_SPEED, MAX_SPEED)
+
+    def reward_fn(self, obs, action, next_obs, task):
+        del obs, action
+        return self._reward(jnp.sqrt(jnp.sum((next_obs - task["goal"]) ** 2, axis=-1))).astype(jnp.float32)
+
+    def terminated_fn(self, obs, action, next_obs, task):
+        del obs, action
+        if self.variant != "dense":
+            return jnp.zeros(jnp.shape(next_obs)[:-1], bool)
+        return jnp.all(jnp.abs(next_obs - task["goal"]) < DENSE_TOLERANCE, axis=-1)
 
     def step(self, key, env_state, action, task):
         del key  # deterministic dynamics
@@ -130,7 +178,7 @@ class PointNavigation(TaskFamily):
         else:
             success = jnp.sqrt(jnp.sum(offset**2)) <= SPARSE_GOAL_RADIUS
         info = StepInfo(expected_reward=reward, optimal_expected_reward=jnp.float32(jnp.nan),
-                        terminated=terminated, success=success)
+                        terminated=terminated, success=success, dense_reward=-jnp.sqrt(jnp.sum(offset**2)))
         return pos, PointState(pos=pos, t=t), reward, done, info
 
     def optimal_return(self, task):
@@ -149,3 +197,115 @@ class PointNavigation(TaskFamily):
     def oracle_action(self, task, obs, t):
         del t
         return jnp.clip(task["goal"] - obs, -MAX_SPEED, MAX_SPEED).astype(jnp.float32)
+
+
+WIND_GOAL = (0.0, 1.0)  # point-robot-wind's fixed goal
+WIND_STEPS = 20
+WIND_SPEED = (0.02, 0.08)  # range of |wind| per step, below the action bound
+
+
+@dataclasses.dataclass(frozen=True)
+class PointRobotWind(ParametricFamily):
+    """The point robot of `point-navigation` with a fixed goal, blown by a per-task wind.
+
+    Every episode starts at the origin; the goal is (0, 1) in every task; an action is a velocity
+    clipped to [-0.1, 0.1] per coordinate, and every step the robot also drifts by the task's wind:
+      position' = position + clip(action, -0.1, 0.1) + wind,   reward = -|position' - goal|,
+    20 steps, no early end. The wind is (speed cos angle, speed sin angle) with angle ~ U[0, 2 pi)
+    and speed ~ U[0.02, 0.08] (`wind_angle`, `wind_speed`: each coordinate of the wind stays below
+    the action bound, so the robot can always hold its place; nominal: no wind). The observation
+    is the position, so an agent without memory cannot know the wind; `observe_wind=true` appends
+    the wind of the last step (at a reset, the wind in force): the "told" variant, a reference for
+    what knowing the task is worth.
+    `change_at` makes the wind change inside a trial (a second wind from the same distribution).
+
+    The same argument as `point-navigation`'s gives the optimum: after t steps the reachable set is
+    the box of half-width 0.1 t around t * wind, and moving each coordinate toward the goal by the
+    clipped (goal - position - wind) stands at its nearest point at every step at once. So the
+    oracle and regret are defined when the wind does not change (an episode's optimum then depends
+    only on the task); with `change_at` they are not.
+    """
+
+    observe_wind: bool = optional_option(False)
+
+    name: ClassVar[str] = "point-robot-wind"
+    version: ClassVar[int] = 1
+    continuous: ClassVar[bool] = True
+    ends_early: ClassVar[bool] = False
+    description: ClassVar[str] = (
+        "2D point robot to a fixed goal, drifted by a per-task wind (|wind| 0.02-0.08 per step); 20 steps"
+    )
+
+    @property
+    def defines_optimum(self):
+        return not self.changes
+
+    @property
+    def action_size(self):
+        return 2
+
+    @property
+    def action_bounds(self):
+        return (-MAX_SPEED, MAX_SPEED)
+
+    @property
+    def obs_shape(self):
+        return (4,) if self.observe_wind else (2,)
+
+    @property
+    def horizon(self):
+        return WIND_STEPS
+
+    def distribution(self) -> D.TaskDistribution:
+        return D.TaskDistribution({"wind_angle": D.uniform(0.0, 2 * math.pi),
+                                   "wind_speed": D.uniform(*WIND_SPEED)})
+
+    def nominal_task(self):
+        return {"wind_angle": jnp.float32(0.0), "wind_speed": jnp.float32(0.0)}
+
+    @staticmethod
+    def wind(params) -> jax.Array:
+        """The wind vector [2] of a task's parameters (those in force: `task_at`)."""
+        angle, speed = params["wind_angle"], params["wind_speed"]
+        return (speed * jnp.stack([jnp.cos(angle), jnp.sin(angle)])).astype(jnp.float32)
+
+    def _observe(self, pos, params):
+        return jnp.concatenate([pos, self.wind(params)]) if self.observe_wind else pos
+
+    def reset(self, key, task):
+        del key
+        pos = jnp.zeros(2, jnp.float32)
+        return self._observe(pos, task), PointState(pos=pos, t=jnp.int32(0))
+
+    def step(self, key, env_state, action, task):
+        del key  # deterministic dynamics
+        move = jnp.clip(jnp.asarray(action, jnp.float32), -MAX_SPEED, MAX_SPEED)
+        pos = env_state.pos + move + self.wind(task)
+        reward = -jnp.sqrt(jnp.sum((pos - jnp.asarray(WIND_GOAL, jnp.float32)) ** 2))
+        t = env_state.t + 1
+        info = StepInfo(expected_reward=reward, optimal_expected_reward=jnp.float32(jnp.nan))
+        return self._observe(pos, task), PointState(pos=pos, t=t), reward, t >= self.horizon, info
+
+    def dynamics_fn(self, obs, action, task):
+        move = jnp.clip(jnp.asarray(action, jnp.float32), -MAX_SPEED, MAX_SPEED)
+        return self._observe(obs[:2] + move + self.wind(task), task)
+
+    def reward_fn(self, obs, action, next_obs, task):
+        del obs, action, task
+        return -jnp.sqrt(jnp.sum((next_obs[..., :2] - jnp.asarray(WIND_GOAL, jnp.float32)) ** 2, axis=-1))
+
+    def oracle_action(self, task, obs, t):
+        del t
+        goal = jnp.asarray(WIND_GOAL, jnp.float32)
+        return jnp.clip(goal - obs[:2] - self.wind(task), -MAX_SPEED, MAX_SPEED).astype(jnp.float32)
+
+    def optimal_return(self, task):
+        obs, state = self.reset(None, task)
+
+        def body(carry, t):
+            obs, state = carry
+            obs, state, reward, _, _ = self.step(None, state, self.oracle_action(task, obs, t), task)
+            return (obs, state), reward
+
+        _, rewards = jax.lax.scan(body, (obs, state), jnp.arange(self.horizon))
+        return jnp.sum(rewards)

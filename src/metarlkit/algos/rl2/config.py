@@ -22,8 +22,9 @@ class RL2Config:
     algorithm: str = "ppo"
     """'ppo' (recurrent PPO with GAE; the default) or 'a2c' (advantage actor-critic, Wang et al.)."""
     core: str = "gru"
-    """Core: 'gru' (the RL2 paper), 'lstm' (Wang et al.) or 'transformer' (causal attention over the
-    trial's steps)."""
+    """Core: 'gru' (the RL2 paper), 'lstm' (Wang et al.), 'transformer' (causal attention over the
+    trial's steps) or 'mlp' (a feed-forward layer: no memory, the ablation that shows what memory
+    is worth)."""
     hidden_size: int = 128
     """Units of the core (the RL2 paper used a 256-unit GRU); the transformer's width."""
     layers: int = 2
