@@ -5,6 +5,7 @@ from metarlkit.baselines import (  # noqa: F401  (register their agents)
     bayes_optimal,
     gittins,
     mdp,  # noqa: F401  (registers the tabular-MDP agents)
+    mpc,  # noqa: F401  (registers the model-predictive reference agent)
 )
 from metarlkit.baselines.core import (
     Baseline,

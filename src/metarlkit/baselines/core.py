@@ -5,7 +5,8 @@ live in `params`, each with a documented grid), how to build the AdaptiveAgent a
 its params from knob values. A knob the user does not set is tuned on the validation task set
 (`resolve`): one compiled program (knobs are params, i.e. arguments) evaluates the grid points
 on the same validation tasks with common random numbers (by successive halving for grids of five
-or more points), and the value with the highest mean expected total reward wins.
+or more points), and the value with the highest mean expected total reward wins. A knob whose
+grid holds one value is not tuned: left out of the spec, it takes that value (a fixed default).
 """
 
 from __future__ import annotations
@@ -25,15 +26,25 @@ from metarlkit.tasks.base import TaskFamily
 
 @dataclasses.dataclass(frozen=True)
 class Knob:
-    """A hyperparameter: its type, its tuning grid (ascending) and its allowed range."""
+    """A hyperparameter: its type, its tuning grid (ascending) and its allowed range.
+
+    A one-value grid is a fixed default, not tuned. A `str` knob (kind=str) takes one of
+    `choices` (low and high are then unused).
+    """
 
     kind: type
     grid: tuple
     low: float
     high: float
     doc: str
+    choices: tuple[str, ...] = ()
 
     def check(self, agent: str, name: str, raw: Any) -> Any:
+        if self.kind is str:
+            if raw not in self.choices:
+                choices = ", ".join(self.choices)
+                raise SpecError(f"{agent} option {name!r} must be one of {choices}, got {raw!r}")
+            return raw
         try:
             value = self.kind(raw) if not isinstance(raw, str) else self.kind(float(raw) if self.kind is float else int(raw))
         except (TypeError, ValueError):
@@ -190,6 +201,8 @@ def prepare(spec: str, family: TaskFamily, num_episodes: int) -> Prepared:
     if reason:
         raise SpecError(f"agent {baseline.name!r} cannot run on {family.name}: {reason}")
     fixed = {k: baseline.knobs[k].check(baseline.name, k, v) for k, v in raw.items()}
+    # A one-value grid is a fixed default: nothing to tune.
+    fixed.update({k: b.grid[0] for k, b in baseline.knobs.items() if k not in fixed and len(b.grid) == 1})
     free = [k for k in baseline.knobs if k not in fixed]
     supported = {k: (fixed[k],) if k in fixed else baseline.knobs[k].grid for k in baseline.static_knobs}
     agent = _build(baseline.name, family, num_episodes, tuple(supported.items()))
