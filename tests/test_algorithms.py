@@ -57,6 +57,21 @@ def leaves(run_dir):
     return blob["meta"], [np.asarray(blob["leaves"][str(i)]) for i in range(len(blob["leaves"]))]
 
 
+def check_resume(algo, config, family, episodes, full, cut, status) -> None:
+    """A run killed after its first chunk and resumed ends with the same checkpoint bit for bit
+    and the same metrics as the run trained at once (`full`)."""
+    assert train(algo, config, family, episodes, cut, progress=False, tensorboard=False,
+                 stop_after_chunks=1)["state"] == "running"
+    assert train(algo, None, None, None, cut, resume=True, progress=False, tensorboard=False)["state"] == "complete"
+    (meta_full, got_full), (meta_cut, got_cut) = leaves(full), leaves(cut)
+    assert meta_full["update"] == meta_cut["update"] == status["updates"]
+    assert len(got_full) == len(got_cut)
+    for a, b in zip(got_full, got_cut):
+        np.testing.assert_array_equal(a, b)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa: E731
+    assert strip(read(full)) == strip(read(cut))
+
+
 def check_train_resume_load_evaluate(name: str, task: str, tmp_path) -> None:
     """Trains with the 'tiny' preset; a run killed after its first chunk and resumed ends with the
     same checkpoint bit for bit and the same metrics; the run loads as an agent and is evaluated."""
@@ -78,19 +93,14 @@ def check_train_resume_load_evaluate(name: str, task: str, tmp_path) -> None:
     info = json.loads((full / "run.json").read_text())
     assert info["algorithm_name"] == name and len(info["phases"]) >= 1
     chunks = sum(p["num_updates"] // p["updates_per_chunk"] for p in info["phases"])
-    assert chunks >= 2, "the tiny preset should make at least two chunks (to test resuming)"
+    # On the basic pair the tiny preset makes at least two chunks, to test resuming; a family with
+    # long trials (cart-pole's 500 steps) may fit the tiny budget into one update: it still
+    # trains, loads and evaluates here, and resuming is the basic pair's test.
+    if task in (DISCRETE, CONTINUOUS):
+        assert chunks >= 2, "the tiny preset should make at least two chunks (to test resuming)"
     assert status["env_steps"] == sum(p["num_updates"] * p["steps_per_update"] for p in info["phases"])
-
-    assert train(algo, config, family, episodes, cut, progress=False, tensorboard=False,
-                 stop_after_chunks=1)["state"] == "running"
-    assert train(algo, None, None, None, cut, resume=True, progress=False, tensorboard=False)["state"] == "complete"
-    (meta_full, got_full), (meta_cut, got_cut) = leaves(full), leaves(cut)
-    assert meta_full["update"] == meta_cut["update"] == status["updates"]
-    assert len(got_full) == len(got_cut)
-    for a, b in zip(got_full, got_cut):
-        np.testing.assert_array_equal(a, b)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa: E731
-    assert strip(read(full)) == strip(read(cut))
+    if chunks >= 2:
+        check_resume(algo, config, family, episodes, full, cut, status)
     for curve in algo.curves:
         assert curve.metric in read(full)[-1], f"{name}'s curve {curve.metric!r} is not a logged metric"
 

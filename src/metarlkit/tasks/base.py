@@ -201,12 +201,14 @@ class TaskFamily:
 
     def reward_fn(self, obs: Array, action: Array, next_obs: Array, task: PyTree) -> Array:
         """The reward of a step from its observations (families declaring `defines_model`): what a
-        planner scores predicted observations with. Equal to `step`'s reward on real transitions."""
+        planner scores predicted observations with. Equal to `step`'s reward on real transitions.
+        One observation and one action (no batch axis: `vmap` for batches), as `step`."""
         raise NotImplementedError(f"{self.name} declares no reward function of its observations")
 
     def dynamics_fn(self, obs: Array, action: Array, task: PyTree) -> Array:
         """The next observation from an observation and an action under `task` (families declaring
-        `defines_model`): the true model a planner uses, the model a learner fits."""
+        `defines_model`): the true model a planner uses, the model a learner fits. One observation
+        and one action (no batch axis: `vmap` for batches), as `step`."""
         raise NotImplementedError(f"{self.name} declares no dynamics function of its observations")
 
     def terminated_fn(self, obs: Array, action: Array, next_obs: Array, task: PyTree) -> Array:

@@ -36,9 +36,11 @@ class CartPoleState(NamedTuple):
 class CartPole(ParametricFamily):
     """Gymnasium's CartPole-v1 with per-task cart mass, pole mass and pole half-length (and frictions).
 
-    Observation [x, x_dot, theta, theta_dot]; `discrete` (default, as gymnasium): action 0 pushes
-    the cart left with force 10, action 1 right; `continuous`: an action in R^1, force =
-    clip(action, -1, 1) x 10 (so +-1 are the discrete pushes). Euler steps of 0.02 s:
+    Source: gymnasium.envs.classic_control.cartpole (gymnasium 1.4), kinematics_integrator="euler"
+    (its default). Observation [x, x_dot, theta, theta_dot]; `discrete` (default, as gymnasium):
+    action 0 pushes the cart left with force 10, action 1 right (any other index pushes left, as
+    gymnasium's `force_mag if action == 1 else -force_mag`); `continuous` (an extension): an action
+    in R^1, force = clip(action, -1, 1) x 10 (so +-1 are the discrete pushes). Euler steps of 0.02 s:
       temp = (F + m_p l theta_dot^2 sin theta - mu_c sgn(x_dot)) / (m_c + m_p)
       theta_acc = (g sin theta - cos theta temp - mu_p theta_dot / (m_p l))
                   / (l (4/3 - m_p cos^2 theta / (m_c + m_p)))
@@ -47,9 +49,13 @@ class CartPole(ParametricFamily):
     with g 9.8 and `length` l the pole's half-length (as gymnasium). The episode ends for good
     (`terminated`) when |x| > 2.4 or |theta| > 12 degrees, and is truncated after 500 steps; the
     reward is 1 per step, the terminating one included; episodes start uniform in [-0.05, 0.05]^4.
-    The frictions mu_c (cart on track) and mu_p (pole on cart) are an extension: 0 at nominal,
-    where the step is gymnasium's arithmetic exactly. Total mass and m_p l are derived from the
-    task's parameters inside the step, so they always agree.
+    The frictions mu_c (cart on track) and mu_p (pole on cart) are an extension, Barto, Sutton &
+    Anderson (1983)'s equations: 0 at nominal, where the step is gymnasium's arithmetic exactly
+    (tests/test_cartpole.py compares them). Total mass and m_p l are
+    derived from the task's parameters inside the step, so they always agree.
+
+    The observation is the whole state: `dynamics_fn` (the next observation), `reward_fn` (1) and
+    `terminated_fn` (the bounds on the next observation) reproduce the step.
 
     Tasks (the default distribution): masscart, masspole and length each nominal (1, 0.1, 0.5)
     times 1.5^u, u ~ U[-1, 1] (rand_param_envs-style log-uniform), frictions 0. No optimum is
