@@ -45,8 +45,23 @@ class PointState(NamedTuple):
     t: jax.Array  # int32, steps taken in this episode
 
 
+class PointRobotActions:
+    """The point robot's action space, shared by its families: a velocity in R^2, clipped by the
+    environment to [-0.1, 0.1] per coordinate."""
+
+    continuous: ClassVar[bool] = True
+
+    @property
+    def action_size(self):
+        return 2
+
+    @property
+    def action_bounds(self):
+        return (-MAX_SPEED, MAX_SPEED)
+
+
 @dataclasses.dataclass(frozen=True)
-class PointNavigation(TaskFamily):
+class PointNavigation(PointRobotActions, TaskFamily):
     """A point robot in the plane moves to an unseen goal; every episode starts at the origin.
 
     The observation is the position (float32 [2]); an action is a velocity in R^2, clipped by the
@@ -78,7 +93,6 @@ class PointNavigation(TaskFamily):
     version: ClassVar[int] = 1
     reward_model: ClassVar[str] = "other"
     defines_pseudo_regret: ClassVar[bool] = False
-    continuous: ClassVar[bool] = True
     defines_success: ClassVar[bool] = True
     defines_model: ClassVar[bool] = True
     description: ClassVar[str] = (
@@ -103,14 +117,6 @@ class PointNavigation(TaskFamily):
     def ends_early(self):
         # dense episodes end in the goal zone; sparse ones always last 20 steps
         return self.variant == "dense"
-
-    @property
-    def action_size(self):
-        return 2
-
-    @property
-    def action_bounds(self):
-        return (-MAX_SPEED, MAX_SPEED)
 
     @property
     def obs_shape(self):
@@ -205,7 +211,7 @@ WIND_SPEED = (0.02, 0.08)  # range of |wind| per step, below the action bound
 
 
 @dataclasses.dataclass(frozen=True)
-class PointRobotWind(ParametricFamily):
+class PointRobotWind(PointRobotActions, ParametricFamily):
     """The point robot of `point-navigation` with a fixed goal, blown by a per-task wind.
 
     Every episode starts at the origin; the goal is (0, 1) in every task; an action is a velocity
@@ -230,7 +236,6 @@ class PointRobotWind(ParametricFamily):
 
     name: ClassVar[str] = "point-robot-wind"
     version: ClassVar[int] = 1
-    continuous: ClassVar[bool] = True
     ends_early: ClassVar[bool] = False
     description: ClassVar[str] = (
         "2D point robot to a fixed goal, drifted by a per-task wind (|wind| 0.02-0.08 per step); 20 steps"
@@ -239,14 +244,6 @@ class PointRobotWind(ParametricFamily):
     @property
     def defines_optimum(self):
         return not self.changes
-
-    @property
-    def action_size(self):
-        return 2
-
-    @property
-    def action_bounds(self):
-        return (-MAX_SPEED, MAX_SPEED)
 
     @property
     def obs_shape(self):
