@@ -282,3 +282,21 @@ def test_goal_families_report_success_and_undeclared_metrics_say_why(tmp_path):
     json.dumps(summary)  # still a valid JSON object
     plot_results([result], tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_robustness_metrics_are_percentiles_and_the_worst_tenth_with_bootstrap_intervals():
+    from metarlkit.evaluation import cvar, robustness
+
+    x = np.arange(100, dtype=np.float64)[::-1]  # 99 .. 0
+    assert cvar(x) == pytest.approx(4.5)  # the worst 10: 0 .. 9
+    assert cvar(np.arange(15.0)) == pytest.approx(0.5)  # ceil(0.1 * 15) = 2 worst
+    out = robustness(x)
+    assert out["return_percentiles"]["10"]["value"] == pytest.approx(np.percentile(x, 10))
+    assert out["return_percentiles"]["50"]["value"] == pytest.approx(49.5)
+    for stat in (*out["return_percentiles"].values(), out["cvar"]):
+        low, high = stat["ci95"]
+        assert low <= stat["value"] <= high and high > low
+    assert out["cvar"]["alpha"] == 0.1
+    assert robustness(x) == out  # fixed bootstrap seed: the same result, the same intervals
+    single = robustness(np.array([3.0]))
+    assert single["cvar"] == {"alpha": 0.1, "value": 3.0, "ci95": [None, None]}

@@ -17,6 +17,9 @@ t_{0.975, M-1} * s / sqrt(M)):
   per_episode_success[e] fraction of tasks whose episode e reached its goal (goal families);
   change_steps           per task, the trial step at which its dynamics changed (families with
                          `change_at`);
+  return_percentiles     the 10th, 50th and 90th percentiles of total reward over tasks, and
+  cvar                   the mean total reward of the worst 10% of tasks (what robust policies
+                         are judged by), each with a 95% bootstrap interval [low, high] over tasks;
   not_defined            the metrics above the family does not define, each with the reason;
   return_after_steps[k]  for agents that play rounds of parallel episodes with an adaptation step
                          after each (MAML): the mean episode return of round k.
@@ -65,6 +68,38 @@ def mean_ci(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
         return mean, np.full_like(mean, np.nan)
     half = stats.t.ppf(0.975, n - 1) * x.std(axis=axis, ddof=1) / math.sqrt(n)
     return mean, half
+
+
+PERCENTILES = (10, 50, 90)  # of per-task total reward, reported with bootstrap intervals
+CVAR_ALPHA = 0.1  # `cvar`: the mean total reward of the worst 10% of tasks
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_SEED = 20170306  # fixed: the same result gives the same intervals
+
+
+def cvar(x: np.ndarray, alpha: float = CVAR_ALPHA, axis: int = -1) -> np.ndarray:
+    """Mean of the worst ceil(alpha * M) of M values along `axis` (ties broken by sorting; the
+    conditional value at risk of the lower tail)."""
+    x = np.sort(np.asarray(x, np.float64), axis=axis)
+    k = max(1, math.ceil(alpha * x.shape[axis] - 1e-9))
+    return np.take(x, np.arange(k), axis=axis).mean(axis=axis)
+
+
+def robustness(total: np.ndarray) -> dict[str, Any]:
+    """What robustness users read from per-task totals [M]: the 10th, 50th and 90th percentiles
+    and the CVaR (mean of the worst 10% of tasks), each with a 95% bootstrap percentile interval
+    over tasks ([low, high]: bounds, unlike the half-widths `ci95` elsewhere)."""
+    x = np.asarray(total, np.float64)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = x[rng.integers(0, len(x), (BOOTSTRAP_DRAWS, len(x)))]
+
+    def interval(values):
+        low, high = np.percentile(values, [2.5, 97.5])
+        return [_num(low), _num(high)] if len(x) > 1 else [None, None]
+
+    percentiles = {str(q): {"value": _num(np.percentile(x, q)), "ci95": interval(np.percentile(draws, q, axis=1))}
+                   for q in PERCENTILES}
+    return {"return_percentiles": percentiles,
+            "cvar": {"alpha": CVAR_ALPHA, "value": _num(cvar(x)), "ci95": interval(cvar(draws, axis=1))}}
 
 
 def _stat(x: np.ndarray) -> dict[str, float | None]:
@@ -155,6 +190,7 @@ class EvalResult:
             "per_episode_return": [
                 {"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(self.returns))
             ],
+            **robustness(self.total_reward),
         }
         if self.successes is not None:
             out["per_episode_success"] = [
