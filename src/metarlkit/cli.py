@@ -304,8 +304,10 @@ class _Classic:
         return r.agent, r.params, r.spec, r.hyperparameters, r.tuning
 
 
-def _run_agents(specs: Sequence[str], args):
-    from metarlkit.evaluation import compile_in_background, evaluate
+def _prepare_agents(specs: Sequence[str], args):
+    """(family, episodes, entries): every agent spec checked against the task before any runs,
+    with its program compiling on a worker thread (the next agent's compile overlaps this one's run)."""
+    from metarlkit.evaluation import compile_in_background
 
     if not specs:
         raise UsageError("give --agent NAME[:key=value,...] (see 'metarlkit agents') or a run directory")
@@ -333,31 +335,51 @@ def _run_agents(specs: Sequence[str], args):
     _check_tasks(args.split, args.num_tasks, args.tune_tasks, family)
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot", plot=True)
-    # Check every agent before running any, so bad specs fail fast, and start compiling their
-    # programs on worker threads: the next agent's compile overlaps this one's run.
     entries = [_Trained(runs[s], family, episodes) if s in runs else _Classic(s, family, episodes) for s in specs]
+    return family, episodes, entries
+
+
+def _start_compiles(entries, family, episodes, args) -> None:
+    from metarlkit.evaluation import compile_in_background
+
     for entry in entries:
         compile_in_background(entry.agent, family, entry.template_params, num_episodes=episodes,
                               chunk_size=getattr(args, "chunk_size", None))
+
+
+def _evaluate_entry(entry, resolved, family, episodes, args, distribution=None):
+    """One evaluation of a prepared agent (`resolved`: its `entry.resolve(args)`), with the
+    training budget of a run and the tuning of a classic agent recorded."""
+    from metarlkit.evaluation import evaluate
+
+    start = time.perf_counter()
+    agent, params, name, hyperparameters, tuning = resolved
+    result = evaluate(
+        agent, family, params, num_episodes=episodes, num_tasks=args.num_tasks,
+        split=args.split, seed=args.seed, name=name,
+        hyperparameters=hyperparameters, chunk_size=getattr(args, "chunk_size", None), distribution=distribution,
+    )
+    if tuning:
+        result.extra["tuning"] = tuning
+    if isinstance(entry, _Trained):
+        from metarlkit.experiment.runner import budget_text
+
+        result.extra["training_budget"] = budget_text(entry.trained.run_dir)
+        result.extra["training_status"] = entry.trained.status
+    result.wall_time_s = time.perf_counter() - start
+    return result
+
+
+def _run_agents(specs: Sequence[str], args):
+    family, episodes, entries = _prepare_agents(specs, args)
+    _start_compiles(entries, family, episodes, args)
     results = []
     for entry in entries:
         start = time.perf_counter()
-        agent, params, name, hyperparameters, tuning = entry.resolve(args)
-        result = evaluate(
-            agent, family, params, num_episodes=episodes, num_tasks=args.num_tasks,
-            split=args.split, seed=args.seed, name=name,
-            hyperparameters=hyperparameters, chunk_size=getattr(args, "chunk_size", None),
-        )
-        if tuning:
-            result.extra["tuning"] = tuning
-        if isinstance(entry, _Trained):
-            from metarlkit.experiment.runner import budget_text
-
-            result.extra["training_budget"] = budget_text(entry.trained.run_dir)
-            result.extra["training_status"] = entry.trained.status
+        result = _evaluate_entry(entry, entry.resolve(args), family, episodes, args)
         result.wall_time_s = time.perf_counter() - start
         results.append(result)
-        print(f"  evaluated {name} in {result.wall_time_s:.1f}s", file=sys.stderr)
+        print(f"  evaluated {result.agent_name} in {result.wall_time_s:.1f}s", file=sys.stderr)
     return family, episodes, results
 
 
@@ -452,6 +474,84 @@ def cmd_compare(args) -> int:
         print(f"wrote {args.json}")
     if args.plot:
         plot_results(results, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _sweep_values(text: str) -> list[float]:
+    """A:B:N -> N values evenly spaced from A to B (both included)."""
+    import math
+
+    import numpy as np
+
+    parts = text.split(":")
+    try:
+        low, high, num = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise UsageError(f"--values takes A:B:N (N values from A to B, e.g. 0.5:2.5:9), got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or not 1 <= num <= 1000:
+        raise UsageError(f"--values A:B:N needs finite A and B and 1 <= N <= 1000, got {text!r}")
+    return [float(v) for v in np.linspace(low, high, num)]
+
+
+def _parameter_range(described: dict) -> list[float]:
+    """The support [low, high] of one described distribution (`distributions.describe`)."""
+    kind = described["kind"]
+    if kind == "log_uniform":
+        return [described["nominal"] * described["base"] ** described["low"],
+                described["nominal"] * described["base"] ** described["high"]]
+    if kind == "choice":
+        return [min(described["values"]), max(described["values"])]
+    return [described["low"], described["high"]]
+
+
+def cmd_sweep(args) -> int:
+    from metarlkit.plotting import plot_sweep
+    from metarlkit.tasks import distributions as D
+    from metarlkit.utils import software_provenance, write_json
+
+    values = _sweep_values(args.values)
+    family, episodes, entries = _prepare_agents(args.agent or [], args)
+    default = getattr(family, "default_distribution", None)
+    if default is None or family.task_list() is not None:
+        raise UsageError(f"{family.name} has no physical parameters to sweep; sweep a family with a task "
+                         "distribution (pendulum, cartpole, point-robot-wind)")
+    base = default()
+    if args.param not in base.params:
+        raise UsageError(f"{family.name} has no parameter {args.param!r}; its parameters: {', '.join(sorted(base.params))}")
+    _start_compiles(entries, family, episodes, args)
+    out = {"task": family.spec(), "param": args.param, "values": values, "episodes": episodes,
+           "num_tasks": args.num_tasks, "split": args.split, "seed": args.seed,
+           "default_range": _parameter_range(base.describe()[args.param]), "agents": []}
+    print(f"{family.spec()}: {args.param} from {values[0]:g} to {values[-1]:g} ({len(values)} values; default range "
+          f"{out['default_range'][0]:g} to {out['default_range'][1]:g}), {args.num_tasks} {args.split} tasks per value; "
+          "mean total reward ± 95% half-width, then the mean of the worst 10% of tasks")
+    for entry in entries:
+        resolved = entry.resolve(args)
+        start = time.perf_counter()
+        points = []
+        for value in values:
+            dist = D.TaskDistribution({**base.params, args.param: D.uniform(value, value)})
+            s = _evaluate_entry(entry, resolved, family, episodes, args, distribution=dist).summary(provenance=False)
+            points.append({"value": value, "in_default_range": out["default_range"][0] <= value <= out["default_range"][1],
+                           **{k: s[k] for k in ("total_reward", "cvar", "return_percentiles")}})
+            print(f"  {resolved[2]:40s} {args.param}={value:<10.4g} {_fmt(s['total_reward']):>18s}   "
+                  f"worst 10%: {s['cvar']['value']:.2f}", flush=True)
+        agent = {"agent": resolved[2], "points": points}
+        if isinstance(entry, _Trained):
+            trained_on = entry.trained.info.get("train_tasks", {}).get("distribution", {}).get(args.param)
+            if trained_on:
+                agent["training_range"] = _parameter_range(trained_on)
+        out["agents"].append(agent)
+        print(f"  swept {resolved[2]} in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    out["provenance"] = software_provenance()
+    if args.json:
+        write_json(args.json, out)
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_sweep(out, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
@@ -680,6 +780,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_options(p, multi=True)
     p.add_argument("--reference", metavar="AGENT", help="agent the paired differences are taken against (default: the first)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sweep", help="the return of agents against one physical parameter of a family, "
+                                     "beyond its training range (JSON and a plot)")
+    _add_eval_options(p, multi=True)
+    p.add_argument("--param", required=True, metavar="NAME", help="the parameter to sweep, e.g. mass (see docs/tasks.md)")
+    p.add_argument("--values", required=True, metavar="A:B:N", help="N values from A to B, e.g. 0.5:3:11")
+    p.set_defaults(func=cmd_sweep, num_tasks=200)
 
     from metarlkit.reproduce.rl2 import EXPERIMENTS
 

@@ -49,6 +49,7 @@ from metarlkit.tasks.tasksets import (
     distribution_of,
     env_keys,
     split_tasks,
+    task_keys,
     task_set_hash,
 )
 from metarlkit.trial import check_parallel_episodes, run_trials
@@ -136,6 +137,7 @@ class EvalResult:
     first_task: int = 0  # index in the split of the first task (0: the set is a prefix)
     successes: np.ndarray | None = None  # [task, episode] 1.0 where the episode reached its goal
     change_steps: np.ndarray | None = None  # [task] trial step of the dynamics change (families that change)
+    distribution: Any = None  # the TaskDistribution tasks were drawn from, when not the family's default
 
     @property
     def num_tasks(self) -> int:
@@ -216,6 +218,24 @@ class EvalResult:
         total = counts.sum(-1, keepdims=True)
         return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
 
+    def task_set_hash(self) -> str:
+        """The task set's hash; with a replaced distribution, over the spec, split, size and that
+        distribution (which, with the tasks' keys, fixes every task)."""
+        if self.distribution is None:
+            return task_set_hash(self.family, self.split, self.num_tasks, self.first_task)
+        import hashlib
+        import json
+
+        text = json.dumps([self.family.spec(), self.family.version, self.split, self.first_task, self.num_tasks,
+                           self.distribution.describe()], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def task_distribution(self) -> dict | None:
+        """The distribution the tasks came from, as JSON (None for families without one)."""
+        if self.distribution is not None:
+            return {**self.distribution.describe(), "replaces_default": True}
+        return distribution_of(self.family)
+
     def provenance(self) -> dict[str, Any]:
         from metarlkit.utils import software_provenance
 
@@ -227,8 +247,8 @@ class EvalResult:
             "agent_seed": self.seed,
             "split": self.split,
             "first_task": self.first_task,
-            "task_set_hash": task_set_hash(self.family, self.split, self.num_tasks, self.first_task),
-            **({"task_distribution": dist} if (dist := distribution_of(self.family)) is not None else {}),
+            "task_set_hash": self.task_set_hash(),
+            **({"task_distribution": dist} if (dist := self.task_distribution()) is not None else {}),
             "hyperparameters": self.hyperparameters,
             "wall_time_s": round(self.wall_time_s, 3),
         }
@@ -243,11 +263,13 @@ def check_action_frequencies(family: TaskFamily) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool):
+def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool, with_dist: bool = False):
     """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums.
 
     The compiled function takes task *indices*: task parameters, environment keys and agent keys
-    are derived inside it, so a chunk of tasks costs one call and no host-side work.
+    are derived inside it, so a chunk of tasks costs one call and no host-side work. With
+    `with_dist`, it also takes a task distribution (an argument: one program serves every
+    distribution of the same structure) and draws task i from it with task i's key.
     """
     # Continuous actions are not counted (an empty action axis keeps one code path).
     num_actions = 0 if family.continuous else family.num_actions
@@ -270,8 +292,11 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
             out["change_steps"] = task["change_step"]
         return out
 
-    def batch(params, indices, split_id, seed, weight):
-        tasks = split_tasks(family, split_id, indices)
+    def batch(params, indices, split_id, seed, weight, dist=None):
+        if with_dist:
+            tasks = jax.vmap(lambda k: family.sample_task(k, dist))(task_keys(split_id, indices))
+        else:
+            tasks = split_tasks(family, split_id, indices)
         agent_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(indices)
         rec = run_trials(family, agent, params, tasks, env_keys(split_id, indices), agent_keys, num_episodes)
         out = jax.vmap(summarise)(tasks, rec)
@@ -279,7 +304,7 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         return out
 
     if sweep:
-        batch = jax.vmap(batch, in_axes=(0, None, None, None, None))
+        batch = jax.vmap(batch, in_axes=(0, None, None, None, None, None))
     return jax.jit(batch)
 
 
@@ -296,6 +321,7 @@ def evaluate(
     hyperparameters: dict[str, Any] | None = None,
     chunk_size: int | None = None,
     first_task: int = 0,
+    distribution: Any = None,
 ) -> EvalResult:
     """Runs `agent` on the first `num_tasks` tasks of `split`, one trial of `num_episodes` each.
 
@@ -312,13 +338,17 @@ def evaluate(
       chunk_size: tasks per compiled call (default: `default_chunk`).
       first_task: start at this task of the split instead of task 0; task i gets the same draws
         (and so the same result) whatever the set it is evaluated in.
+      distribution: families with physical parameters only: draw task i from this
+        `TaskDistribution` (with task i's key) instead of the family's default one: `metarlkit
+        sweep` fixes one parameter this way. Recorded in the result's provenance; one compiled
+        program serves every distribution of the same kinds.
 
     Returns:
       EvalResult.
     """
     start = time.perf_counter()
     out, counts = _evaluate_many(
-        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task
+        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task, distribution
     )
     wall = time.perf_counter() - start
     extra = {}
@@ -341,6 +371,7 @@ def evaluate(
         first_task=first_task,
         successes=out.get("successes"),
         change_steps=out.get("change_steps"),
+        distribution=distribution,
     )
 
 
@@ -407,9 +438,9 @@ def _chunk_args(chunk: int):
     return np.zeros(chunk, np.uint32), np.int32(0), np.int32(0), np.ones(chunk, np.float32)
 
 
-def _executable(family, agent, num_episodes, sweep, params, chunk):
+def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None):
     """The compiled program for these arguments: compiled here, or awaited if already in flight."""
-    key = (family, agent, num_episodes, sweep, chunk, _signature(params))
+    key = (family, agent, num_episodes, sweep, chunk, _signature(params), _signature(dist))
     with _EXECUTABLES_LOCK:
         future = _EXECUTABLES.get(key)
         owner = future is None
@@ -417,8 +448,8 @@ def _executable(family, agent, num_episodes, sweep, params, chunk):
             future = _EXECUTABLES[key] = concurrent.futures.Future()
     if owner:
         try:
-            fn = _compiled(family, agent, num_episodes, sweep)
-            future.set_result(fn.lower(params, *_chunk_args(chunk)).compile())
+            fn = _compiled(family, agent, num_episodes, sweep, dist is not None)
+            future.set_result(fn.lower(params, *_chunk_args(chunk), dist).compile())
         except BaseException as err:
             with _EXECUTABLES_LOCK:
                 del _EXECUTABLES[key]
@@ -460,12 +491,14 @@ def compile_in_background(
 
 
 def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size,
-                   start: int = 0):
+                   start: int = 0, dist=None):
     family.check_episodes(num_episodes)
     check_parallel_episodes(agent, num_episodes)
     check_split(split, start + num_tasks, family)
+    if dist is not None and family.task_list() is not None:
+        raise ValueError(f"{family.spec()} takes its tasks from a published list; it has no distribution to replace")
     chunk = _chunk_for(family, num_episodes, chunk_size, sweep_size)
-    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk)
+    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk, dist)
     axis = 0 if sweep_size is None else 1
     pieces, counts = [], None
     for first in range(0, num_tasks, chunk):
@@ -474,7 +507,7 @@ def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, 
         keep = min(chunk, num_tasks - first)
         idx = (start + np.arange(first, first + chunk) % num_tasks).astype(np.uint32)
         weight = (np.arange(chunk) < keep).astype(np.float32)
-        out = run(params, idx, np.int32(SPLIT_IDS[split]), np.int32(seed), weight)
+        out = run(params, idx, np.int32(SPLIT_IDS[split]), np.int32(seed), weight, dist)
         out = jax.tree_util.tree_map(np.asarray, out)
         chunk_counts = out.pop("action_counts")
         pieces.append({k: np.take(v, np.arange(keep), axis=axis) for k, v in out.items()})

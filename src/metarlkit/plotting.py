@@ -155,3 +155,27 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
     path = out or os.path.join(run_dirs[0], "plots", "summary.png")
     _save(fig, path)
     return [path]
+
+
+def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
+    """Writes the plot of `metarlkit sweep`'s JSON: each agent's mean total reward (solid, with its
+    95% band) and CVaR of the worst 10% of tasks (dashed) against the swept parameter, the
+    default distribution's range of it shaded."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    low, high = sweep["default_range"]
+    ax.axvspan(low, high, color="0.9", label=f"default range of {sweep['param']}")
+    for i, agent in enumerate(sweep["agents"]):
+        color = f"C{i}"
+        x = np.array([p["value"] for p in agent["points"]])
+        mean = np.array([p["total_reward"]["mean"] for p in agent["points"]])
+        half = np.array([p["total_reward"]["ci95"] or 0.0 for p in agent["points"]])
+        cvar = np.array([p["cvar"]["value"] for p in agent["points"]])
+        ax.plot(x, mean, "o-", color=color, label=f"{agent['agent']} (mean)")
+        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2)
+        ax.plot(x, cvar, "--", color=color, label=f"{agent['agent']} (worst 10%)")
+    ax.set_xlabel(sweep["param"])
+    ax.set_ylabel(f"total reward ({sweep['episodes']} episode(s))")
+    ax.set_title(f"{sweep['task']}: {sweep['num_tasks']} {sweep['split']} tasks per value")
+    ax.legend(fontsize=8)
+    _save(fig, path)
