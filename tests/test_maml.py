@@ -427,7 +427,8 @@ def test_normalized_actions_map_the_policy_box_onto_the_family_box():
     the learner records the policy's own actions, the ones the environment got scaled."""
     import dataclasses
 
-    from metarlkit.algos.maml.agent import env_action, record
+    from metarlkit.algos.maml.agent import record
+    from metarlkit.nets.mlp import env_action
     from metarlkit.trial import run_trial
 
     family = _family()

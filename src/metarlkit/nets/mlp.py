@@ -66,3 +66,13 @@ def mlp_policy(params: dict, obs: jax.Array, activation: str = "tanh", min_log_s
         log_std = jnp.maximum(params["log_std"], min_log_std)
         return DiagGaussian(h, jnp.broadcast_to(log_std, h.shape))
     return Categorical(h)
+
+
+def env_action(u: jax.Array, bounds: tuple | None, normalize: bool = True) -> jax.Array:
+    """The environment's action for the policy's `u`: with `normalize` the affine map of [-1, 1]
+    onto the box `bounds` = (low, high) (rllab's `normalize`; the environment still clips), else
+    (or for discrete actions, `bounds` None) `u` itself."""
+    if bounds is None or not normalize:
+        return u
+    low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
+    return low + (u + 1.0) * (0.5 * (high - low))

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent
 from metarlkit.rl.adaptation import Episodes, inner_loss, process
-from metarlkit.nets.mlp import mlp_policy
+from metarlkit.nets.mlp import env_action, mlp_policy
 
 
 class MAMLState(NamedTuple):
@@ -38,16 +38,6 @@ def record(state: MAMLState, transition) -> tuple[jax.Array, jax.Array]:
     from the transition's environment action when actions are normalised)."""
     del transition
     return state.last_obs, state.last_action
-
-
-def env_action(u: jax.Array, bounds: tuple | None, normalize: bool = True) -> jax.Array:
-    """The environment's action for the policy's `u`: with `normalize` the affine map of [-1, 1]
-    onto the box `bounds` = (low, high) (rllab's `normalize`; the environment still clips), else
-    (or for discrete actions, `bounds` None) `u` itself."""
-    if bounds is None or not normalize:
-        return u
-    low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
-    return low + (u + 1.0) * (0.5 * (high - low))
 
 
 @functools.lru_cache(maxsize=64)
