@@ -74,9 +74,13 @@ def test_at_epsilon_one_the_update_is_plain_batch_trpo(pendulum_batch):
                          max_backtracks=config.line_search_steps)[0]
 
     want = jax.jit(plain)(params)
-    for name in params:
-        np.testing.assert_allclose(new[name], want[name], rtol=1e-4, atol=1e-6)
-    assert any(not np.allclose(new[k], params[k]) for k in params)  # it moved
+    # the same step up to float32 rounding of two separately compiled programs: the steps
+    # (new - old) agree to 0.1% of the step's norm
+    step = np.concatenate([np.ravel(new[k] - params[k]) for k in params])
+    ref_step = np.concatenate([np.ravel(want[k] - params[k]) for k in params])
+    assert np.linalg.norm(ref_step) > 0  # it moved
+    assert np.linalg.norm(step - ref_step) <= 1e-3 * np.linalg.norm(ref_step), \
+        np.linalg.norm(step - ref_step) / np.linalg.norm(ref_step)
 
 
 def test_the_update_uses_only_the_kept_trajectories(pendulum_batch):

@@ -35,10 +35,15 @@ def _load_builtins() -> None:
             importlib.import_module(f"metarlkit.algos.{module}")
 
 
+def _ordered() -> list[str]:
+    # built-ins in BUILTIN's order (whichever was imported first), then the others as registered
+    return [n for n in BUILTIN if n in _REGISTRY] + [n for n in _REGISTRY if n not in BUILTIN]
+
+
 def names() -> list[str]:
-    """Registered algorithm names, in registration order (built-ins first)."""
+    """Registered algorithm names: the built-ins in BUILTIN's order, then others as registered."""
     _load_builtins()
-    return list(_REGISTRY)
+    return _ordered()
 
 
 def get(name: str) -> Algorithm:
@@ -48,7 +53,7 @@ def get(name: str) -> Algorithm:
     _load_builtins()
     if name not in _REGISTRY:
         raise ValueError(f"unknown algorithm {name!r}{closest(name, _REGISTRY)}; "
-                         f"registered: {', '.join(_REGISTRY)}")
+                         f"registered: {', '.join(_ordered())}")
     return _REGISTRY[name]
 
 
