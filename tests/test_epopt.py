@@ -121,3 +121,63 @@ def test_warmup_then_epsilon():
     _, metrics = run_chunk(init(jnp.stack([jax.random.PRNGKey(0)])), 3)
     np.testing.assert_allclose(np.asarray(metrics["epsilon"])[:, 0], [1.0, 0.25, 0.25])
     assert np.all(np.asarray(metrics["cvar_return"]) <= np.asarray(metrics["return"]) + 1e-3)
+
+
+# --- source-distribution adaptation --------------------------------------------------------------
+
+
+class Drift:
+    """A one-dimensional toy model: s' = s + drift (the parameter), for the closed-form posterior."""
+
+    @staticmethod
+    def dynamics_fn(obs, action, task):
+        del action
+        return obs + task["drift"]
+
+
+def test_the_source_update_is_the_closed_form_posterior_of_a_gaussian_model():
+    """Prior drift ~ N(0, 1) (truncated far out), 5 transitions s' = s + 1.5 + N(0, 0.5^2): the
+    importance-weighted fit is the Gaussian posterior, mean sum(d)/sigma^2 / (1 + T/sigma^2)."""
+    from metarlkit.algos.epopt.adapt import Transitions, adapt_source
+    from metarlkit.tasks import distributions as D
+
+    rng = np.random.default_rng(0)
+    sigma, t = 0.5, 5
+    obs = rng.normal(size=(t, 1)).astype(np.float32)
+    next_obs = (obs + 1.5 + sigma * rng.normal(size=(t, 1))).astype(np.float32)
+    source = D.TaskDistribution({"drift": D.truncated_normal(0.0, 1.0, -10.0, 10.0)})
+    target = Transitions(jnp.asarray(obs), jnp.zeros((t, 1)), jnp.asarray(next_obs), jnp.ones(t, bool))
+    new, info = jax.jit(lambda k: adapt_source(Drift, source, target, k, samples=200_000, noise=sigma))(
+        jax.random.PRNGKey(0))
+    precision = 1.0 + t / sigma**2
+    want_mean = float(np.sum(next_obs - obs) / sigma**2 / precision)
+    fitted = new.params["drift"]
+    assert float(fitted.mean) == pytest.approx(want_mean, abs=0.02)
+    assert float(fitted.std) == pytest.approx(precision**-0.5, rel=0.05)
+    assert float(info["ess"]) > 1000
+    assert float(fitted.low) == -10.0 and float(fitted.high) == 10.0  # bounds kept
+
+
+def test_five_target_trajectories_move_the_pendulum_source_toward_the_target():
+    from metarlkit import baselines
+    from metarlkit.algos.epopt.adapt import Transitions, adapt_source
+    from metarlkit.trial import run_trials
+
+    family = tasks.make("pendulum")
+    source = family.default_distribution()
+    target_task = {"mass": jnp.float32(1.4), "length": jnp.float32(0.8), "damping": jnp.float32(0.0)}
+    agent = baselines.resolve("random", family, 1)
+    batched = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (5,)), target_task)
+    keys = jax.random.split(jax.random.PRNGKey(3), 5)
+    rec = jax.jit(lambda: run_trials(family, agent.agent, agent.params, batched, keys, keys, 1, transitions=True))()
+    flat = lambda x: x.reshape((-1,) + x.shape[3:])  # noqa: E731
+    target = Transitions(flat(rec.obs), flat(rec.action), flat(rec.next_obs), flat(rec.valid))
+    new, info = jax.jit(lambda k: adapt_source(family, source, target, k, samples=4000, noise=0.01))(jax.random.PRNGKey(0))
+    before, after = source.mean(), new.mean()
+    for name in ("mass", "length"):
+        gap_before = abs(float(before[name]) - float(target_task[name]))
+        gap_after = abs(float(after[name]) - float(target_task[name]))
+        assert gap_after <= 0.5 * gap_before, (name, float(before[name]), float(after[name]))
+    # the refit stays inside the source's support (exponents within [-1, 1])
+    for name in ("mass", "length"):
+        assert -1.0 <= float(new.params[name].low) <= float(new.params[name].high) <= 1.0

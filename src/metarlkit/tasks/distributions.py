@@ -73,6 +73,11 @@ class Uniform:
         half = math.sqrt(3.0) * std
         return Uniform(mean - half, mean + half)
 
+    def within(self, other: "Uniform") -> "Uniform":
+        """This distribution's support intersected with `other`'s (a point if they do not meet)."""
+        low = jnp.clip(self.low, other.low, other.high)
+        return Uniform(low, jnp.clip(self.high, low, other.high))
+
 
 @struct.dataclass
 class LogUniform:
@@ -101,6 +106,11 @@ class LogUniform:
         mean, std = _weighted_moments(self._exponent(x), weights)
         half = math.sqrt(3.0) * std
         return LogUniform(self.nominal, self.base, mean - half, mean + half)
+
+    def within(self, other: "LogUniform") -> "LogUniform":
+        """The exponent range intersected with `other`'s (same nominal and base)."""
+        low = jnp.clip(self.low, other.low, other.high)
+        return LogUniform(self.nominal, self.base, low, jnp.clip(self.high, low, other.high))
 
 
 @struct.dataclass
@@ -146,6 +156,9 @@ class TruncatedNormal:
         mu, sigma = jax.lax.fori_loop(0, iterations, step, (m, safe_s))
         return TruncatedNormal(jnp.where(s > 0, mu, m), jnp.where(s > 0, sigma, 0.0), self.low, self.high)
 
+    def within(self, other: "TruncatedNormal") -> "TruncatedNormal":
+        return TruncatedNormal(self.mean, self.std, other.low, other.high)
+
 
 @struct.dataclass
 class Choice:
@@ -166,6 +179,10 @@ class Choice:
         counts = jnp.sum(w[:, None] * (x[:, None] == self.values[None, :]), axis=0)
         probs = counts / jnp.maximum(jnp.sum(counts), _EPS)
         return Choice(self.values, jnp.log(jnp.maximum(probs, 1e-6)))
+
+    def within(self, other: "Choice") -> "Choice":
+        del other  # the same values
+        return self
 
 
 def describe(dist) -> dict[str, Any]:
@@ -197,9 +214,19 @@ class TaskDistribution:
         and hashed into task sets."""
         return {name: describe(d) for name, d in sorted(self.params.items())}
 
-    def fit(self, samples: dict[str, jax.Array], weights: jax.Array) -> "TaskDistribution":
-        """Each parameter's distribution fitted to its samples [N] under `weights` [N]."""
-        return TaskDistribution({name: d.fit(samples[name], weights) for name, d in self.params.items()})
+    def fit(self, samples: dict[str, jax.Array], weights: jax.Array, keep_bounds: bool = False) -> "TaskDistribution":
+        """Each parameter's distribution fitted to its samples [N] under `weights` [N]; with
+        `keep_bounds`, each fit's support is kept inside this distribution's (EPOpt's source
+        update: the fitted distribution never leaves the range the source allowed)."""
+        fitted = {name: d.fit(samples[name], weights) for name, d in self.params.items()}
+        if keep_bounds:
+            fitted = {name: f.within(self.params[name]) for name, f in fitted.items()}
+        return TaskDistribution(fitted)
+
+    def mean(self, draws: int = 4096, key: jax.Array | None = None) -> dict[str, jax.Array]:
+        """Each parameter's mean, estimated from `draws` samples (for reports)."""
+        keys = jax.random.split(jax.random.PRNGKey(0) if key is None else key, draws)
+        return {name: jnp.mean(values) for name, values in jax.vmap(self.sample)(keys).items()}
 
 
 def f32(x) -> jax.Array:
