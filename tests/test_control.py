@@ -186,3 +186,13 @@ def test_nominal_true_makes_every_task_the_nominal_one():
     assert family.spec() == "pendulum:nominal=true" and tasks.from_spec(family.spec()) == family
     from metarlkit.tasks.tasksets import task_set_hash
     assert task_set_hash(family, "test", 5) != task_set_hash(tasks.make("pendulum"), "test", 5)
+
+
+def test_spread_sets_the_log_uniform_range():
+    for spec, factor in (("pendulum:spread=3", 1.5**3), ("pendulum:spread=0", 1.0), ("pendulum", 1.5)):
+        mass = np.asarray(tasks.task_set(tasks.from_spec(spec), "test", 2000)["mass"])
+        assert mass.min() >= 1 / factor - 1e-5 and mass.max() <= factor + 1e-5
+        assert mass.max() > 0.9 * factor and mass.min() < 1.1 / factor
+    assert tasks.from_spec("pendulum:spread=1").spec() == "pendulum"  # the default stays out of the spec
+    with pytest.raises(ValueError, match="spread applies to pendulum and cartpole"):
+        tasks.from_spec("point-robot-wind:spread=2")

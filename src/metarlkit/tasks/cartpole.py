@@ -108,9 +108,9 @@ class CartPole(ParametricFamily):
 
     def distribution(self) -> D.TaskDistribution:
         return D.TaskDistribution({
-            "masscart": D.log_uniform(1.0, 1.5, -1.0, 1.0),
-            "masspole": D.log_uniform(0.1, 1.5, -1.0, 1.0),
-            "length": D.log_uniform(0.5, 1.5, -1.0, 1.0),
+            "masscart": D.log_uniform(1.0, 1.5, -float(self.spread), float(self.spread)),
+            "masspole": D.log_uniform(0.1, 1.5, -float(self.spread), float(self.spread)),
+            "length": D.log_uniform(0.5, 1.5, -float(self.spread), float(self.spread)),
             "friction_cart": D.uniform(0.0, 0.0),
             "friction_pole": D.uniform(0.0, 0.0),
         })

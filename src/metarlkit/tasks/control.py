@@ -8,6 +8,8 @@ drawn from the same distribution) and the trial step of the change (`change_step
 [change_at, change_at + change_spread]; step t of episode e is trial step e * horizon + t), and
 `task_at` gives the parameters in force at a trial step. `nominal=true` makes every task the
 nominal one (a zero-width default distribution): the setting of the source environment.
+`spread=s` sets the range of the log-uniform parameters to nominal x 1.5^[-s, s] (default 1;
+rand_param_envs uses 3).
 
 `pendulum` is gymnasium's Pendulum-v1 (gymnasium.envs.classic_control.pendulum, version 1.4) at
 nominal parameters, written in JAX: swing a pole up and hold it with a bounded torque. A task is a
@@ -55,6 +57,7 @@ class ParametricFamily(TaskFamily):
     change_at: int = optional_option(0)
     change_spread: int = optional_option(0)
     nominal: bool = optional_option(False)
+    spread: float = optional_option(1.0)
 
     LIMITS: ClassVar[dict[str, int]] = {**TaskFamily.LIMITS, "change_at": MAX_TRIAL_STEPS,
                                         "change_spread": MAX_TRIAL_STEPS}
@@ -67,6 +70,8 @@ class ParametricFamily(TaskFamily):
                 raise ValueError(f"{name} must be a whole number >= 0 (0: no change), got {value!r}")
         if self.change_spread and not self.change_at:
             raise ValueError("change_spread needs change_at (the first trial step a change may happen at)")
+        if isinstance(self.spread, bool) or not isinstance(self.spread, (int, float)) or not 0 <= self.spread <= 3:
+            raise ValueError(f"spread must be a number in [0, 3] (parameters vary by 1.5^[-spread, spread]), got {self.spread!r}")
 
     @property
     def changes(self) -> bool:
@@ -151,8 +156,9 @@ class Pendulum(ParametricFamily):
         return PENDULUM_STEPS
 
     def distribution(self) -> D.TaskDistribution:
-        return D.TaskDistribution({"mass": D.log_uniform(1.0, 1.5, -1.0, 1.0),
-                                   "length": D.log_uniform(1.0, 1.5, -1.0, 1.0),
+        s = float(self.spread)
+        return D.TaskDistribution({"mass": D.log_uniform(1.0, 1.5, -s, s),
+                                   "length": D.log_uniform(1.0, 1.5, -s, s),
                                    "damping": D.uniform(0.0, 0.0)})
 
     def nominal_task(self) -> dict[str, jax.Array]:

@@ -241,6 +241,11 @@ class PointRobotWind(PointRobotActions, ParametricFamily):
         "2D point robot to a fixed goal, drifted by a per-task wind (|wind| 0.02-0.08 per step); 20 steps"
     )
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.spread != 1.0:
+            raise ValueError("point-robot-wind's wind has no log-uniform range: spread applies to pendulum and cartpole")
+
     @property
     def defines_optimum(self):
         return not self.changes
