@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from metarlkit.algos.common import chunking
 from metarlkit.algos.epopt.agent import make_agent, record
@@ -104,7 +105,7 @@ def trpo_update(params, batch: Batch, adv: jax.Array, use: jax.Array, config: EP
     new, info = trpo_step(params, grad, fvp, surrogate_and_kl, config.max_kl, cg_iterations=config.cg_iterations,
                           damping=config.cg_damping, backtrack_ratio=config.line_search_ratio,
                           max_backtracks=config.line_search_steps, loss_before=loss, sequential=True)
-    return new, {**info, "grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(grad)))}
+    return new, {**info, "grad_norm": optax.tree.norm(grad)}
 
 
 def agent_args(config: EPOptConfig, family: TaskFamily) -> dict:
