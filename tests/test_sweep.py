@@ -57,6 +57,8 @@ def test_sweep_writes_json_and_a_plot(tmp_path, capsys):
     (["--param", "mass", "--values", "1:inf:3"], "needs finite A and B"),
     (["--param", "mass", "--values", "1:2:0"], "1 <= N <= 1000"),
     (["--param", "weight", "--values", "1:2:3"], "pendulum has no parameter 'weight'; its parameters: damping, length, mass"),
+    (["--param", "mass", "--values", "1:2:3", "--physics", "mass=1"], "--physics sets mass, the parameter --param sweeps"),
+    (["--param", "mass", "--values", "1:2:3", "--physics", "length=nan"], "--physics length=nan: give a finite number"),
 ])
 def test_bad_sweeps_fail_in_one_line_before_any_work(argv, message, tmp_path, capsys):
     out = tmp_path / "sweep.json"
@@ -69,3 +71,13 @@ def test_a_family_without_parameters_cannot_be_swept(capsys):
     code = main(["sweep", "--agent", "random", "--task", "bernoulli-bandit", "--episodes", "2", "--num-tasks", "4",
                  "--param", "arms", "--values", "1:2:2"])
     assert code == 2 and "bernoulli-bandit has no physical parameters to sweep" in capsys.readouterr().err
+
+
+def test_physics_fixes_parameters_through_the_one_evaluator(tmp_path, capsys):
+    """`evaluate --physics mass=2` is the evaluator with the mass's distribution replaced by a point."""
+    out = tmp_path / "heavy.json"
+    assert main(["evaluate", "--agent", "random", *COMMON, "--physics", "mass=2", "--json", str(out)]) == 0
+    capsys.readouterr()
+    dist = json.loads(out.read_text())["provenance"]["task_distribution"]
+    assert dist["mass"] == {"kind": "uniform", "low": 2.0, "high": 2.0} and dist["replaces_default"] is True
+    assert dist["length"]["kind"] == "log_uniform"  # the others keep their distribution

@@ -1,4 +1,5 @@
-"""Command-line interface: `metarlkit tasks | agents | algorithms | evaluate | compare | reproduce | train | plot`.
+"""Command-line interface: `metarlkit tasks | agents | algorithms | evaluate | compare | sweep | record | reproduce |
+train | plot`.
 
 Thin by design: parse, validate (bad input -> one line naming the fix, exit 2, no file
 written), call the library, print.
@@ -333,10 +334,43 @@ def _prepare_agents(specs: Sequence[str], args):
     if getattr(args, "actions", 0) and family.continuous:
         raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
     _check_tasks(args.split, args.num_tasks, args.tune_tasks, family)
+    args.distribution = _physics(family, getattr(args, "physics", None))
     _check_output(args.json, "--json")
     _check_output(args.plot, "--plot", plot=True)
     entries = [_Trained(runs[s], family, episodes) if s in runs else _Classic(s, family, episodes) for s in specs]
     return family, episodes, entries
+
+
+def _physics(family, text: str | None):
+    """`--physics NAME=VALUE,...`: the family's task distribution with the named physical parameters
+    fixed at those values (the others keep their distribution), or None when not given."""
+    import math
+
+    from metarlkit.specs import parse_spec
+    from metarlkit.tasks import distributions as D
+
+    if text is None:
+        return None
+    default = getattr(family, "default_distribution", None)
+    if default is None or family.task_list() is not None:
+        raise UsageError(f"{family.name} has no physical parameters to set; --physics goes with a family whose "
+                         "dynamics vary (pendulum, cartpole, point-robot-wind)")
+    _, given = parse_spec("physics:" + text)
+    if not given:
+        raise UsageError("--physics takes NAME=VALUE[,NAME=VALUE...], e.g. mass=1.4,length=0.8")
+    base = default()
+    fixed = {}
+    for name, value in given.items():
+        if name not in base.params:
+            raise UsageError(f"{family.name} has no parameter {name!r}; its parameters: {', '.join(sorted(base.params))}")
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not math.isfinite(number):
+            raise UsageError(f"--physics {name}={value}: give a finite number")
+        fixed[name] = D.uniform(number, number)
+    return D.TaskDistribution({**base.params, **fixed})
 
 
 def _start_compiles(entries, family, episodes, args) -> None:
@@ -376,7 +410,7 @@ def _run_agents(specs: Sequence[str], args):
     results = []
     for entry in entries:
         start = time.perf_counter()
-        result = _evaluate_entry(entry, entry.resolve(args), family, episodes, args)
+        result = _evaluate_entry(entry, entry.resolve(args), family, episodes, args, args.distribution)
         result.wall_time_s = time.perf_counter() - start
         results.append(result)
         print(f"  evaluated {result.agent_name} in {result.wall_time_s:.1f}s", file=sys.stderr)
@@ -509,6 +543,7 @@ def _parameter_range(described: dict) -> list[float]:
 
 def cmd_sweep(args) -> int:
     from metarlkit.plotting import plot_sweep
+    from metarlkit.specs import parse_spec
     from metarlkit.tasks import distributions as D
     from metarlkit.utils import software_provenance, write_json
 
@@ -518,13 +553,17 @@ def cmd_sweep(args) -> int:
     if default is None or family.task_list() is not None:
         raise UsageError(f"{family.name} has no physical parameters to sweep; sweep a family with a task "
                          "distribution (pendulum, cartpole, point-robot-wind)")
-    base = default()
+    base = args.distribution or default()
     if args.param not in base.params:
         raise UsageError(f"{family.name} has no parameter {args.param!r}; its parameters: {', '.join(sorted(base.params))}")
+    if args.physics and args.param in parse_spec("physics:" + args.physics)[1]:
+        raise UsageError(f"--physics sets {args.param}, the parameter --param sweeps; drop it from --physics")
     _start_compiles(entries, family, episodes, args)
     out = {"task": family.spec(), "param": args.param, "values": values, "episodes": episodes,
            "num_tasks": args.num_tasks, "split": args.split, "seed": args.seed,
-           "default_range": _parameter_range(base.describe()[args.param]), "agents": []}
+           "default_range": _parameter_range(default().describe()[args.param]), "agents": []}
+    if args.physics:
+        out["physics"] = args.physics
     print(f"{family.spec()}: {args.param} from {values[0]:g} to {values[-1]:g} ({len(values)} values; default range "
           f"{out['default_range'][0]:g} to {out['default_range'][1]:g}), {args.num_tasks} {args.split} tasks per value; "
           "mean total reward ± 95% half-width, then the mean of the worst 10% of tasks")
@@ -553,6 +592,47 @@ def cmd_sweep(args) -> int:
     if args.plot:
         plot_sweep(out, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_record(args) -> int:
+    import jax
+    import numpy as np
+
+    from metarlkit import recording
+    from metarlkit.trial import run_trials
+    from metarlkit.utils import software_provenance
+
+    if not args.agent or len(args.agent) != 1:
+        raise UsageError("record takes exactly one --agent (a classic agent or a run directory)")
+    if not args.out.endswith(".npz"):
+        raise UsageError(f"--out {args.out!r}: a recording is a NumPy archive; give a name ending in .npz")
+    _check_output(args.out, "--out")
+    args.split, args.num_tasks, args.json, args.plot, args.chunk_size = "test", 1, None, None, None
+    family, episodes, (entry,) = _prepare_agents(args.agent, args)
+    agent, params, name, _, _ = entry.resolve(args)
+    key_task, key_env, key_agent = jax.random.split(jax.random.PRNGKey(args.seed), 3)
+    if args.distribution is not None:
+        task = family.sample_task(key_task, args.distribution)
+    else:
+        task = family.sample_task(key_task)
+    play = jax.jit(lambda p, t: run_trials(family, agent, p, t, key_env[None], key_agent[None], episodes,
+                                           transitions=True))
+    rec = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), play(params, jax.tree_util.tree_map(lambda x: x[None], task)))
+    parameters = family.parameters(task) if hasattr(family, "parameters") else None
+    meta = {"task": family.spec(), "task_version": family.version, "episodes": episodes, "agent": name,
+            "seed": args.seed, "provenance": software_provenance()}
+    if args.physics:
+        meta["physics"] = args.physics
+    if parameters is not None:
+        meta["parameters"] = {k: float(f"{float(v):.7g}") for k, v in parameters.items()}
+    action = rec.action.astype(np.float32 if family.continuous else np.int32)
+    recording.save(args.out, recording.Recording(rec.obs, action, rec.next_obs, rec.reward, rec.valid, meta))
+    returns = (rec.reward * rec.valid).sum(-1)
+    print(f"recorded {episodes} episodes of {name} on {family.spec()}"
+          + (f" ({', '.join(f'{k}={v:.4g}' for k, v in meta['parameters'].items())})" if parameters else ""))
+    print(f"returns        {', '.join(f'{r:.1f}' for r in returns)}; {int(rec.valid.sum())} transitions")
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -621,7 +701,36 @@ def cmd_train(args) -> int:
     overrides = {k[len("cfg_"):]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     if args.accept_config_change and not args.resume:
         raise UsageError("--accept-config-change goes with --resume RUN_DIR")
-    if args.resume:
+    if args.adapt_to and not args.init_from:
+        raise UsageError("--adapt-to goes with --init-from RUN_DIR (the run whose train state is adapted)")
+    if args.init_from and args.resume:
+        raise UsageError("--init-from starts a new run (--out); --resume continues a run from its own checkpoint")
+    if args.init_from:
+        given = [f for f in ("task", "episodes", "preset") if getattr(args, f)]
+        if given:
+            raise UsageError(f"a run started from --init-from keeps that run's task, episodes and options; drop --{given[0]}")
+        if not args.out:
+            raise UsageError("give --out RUN_DIR (a new directory for the run started from --init-from)")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UsageError(f"--out {args.out!r} is a file; give a directory")
+        _check_output(args.out, "--out", directory=True)
+        if _split_agent_spec(args.init_from) is None:
+            raise UsageError(f"--init-from {args.init_from!r} is not a training run (no run.json); give the --out of "
+                             f"'metarlkit train'")
+        from metarlkit import tasks
+
+        try:
+            source = read_run(args.init_from)
+        except RunDirError as err:
+            raise UsageError(str(err)) from None
+        if source["algorithm_name"] != algo.name:
+            raise UsageError(f"{args.init_from} is a {source['algorithm_name']} run; a {algo.name} run can only start "
+                             f"from a {algo.name} run")
+        layers = [source["config"]] + ([_load_config(args.config)] if args.config else []) + [overrides]
+        config = build(algo.config, *layers, source=f"{algo.name} config")
+        family, episodes = tasks.from_spec(source["task"]), source["episodes"]
+        preset, run_dir = source.get("preset"), args.out
+    elif args.resume:
         given = sorted(overrides) + [f for f in ("task", "episodes", "out", "preset", "config") if getattr(args, f)]
         if given:
             raise UsageError(f"--resume continues a run with its saved config; drop --{given[0].replace('_', '-')}")
@@ -663,7 +772,8 @@ def cmd_train(args) -> int:
     try:
         status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),
                        progress=not args.no_progress, tensorboard=not args.no_tensorboard,
-                       preset=None if args.resume else preset, accept_config_change=args.accept_config_change)
+                       preset=None if args.resume else preset, accept_config_change=args.accept_config_change,
+                       init_from=args.init_from, adapt_to=args.adapt_to)
     except ValueError as err:  # RunDirError, or a run that cannot fit (checked before any work)
         raise UsageError(str(err)) from None
     except TrainingDiverged as err:
@@ -754,6 +864,9 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument("--chunk-size", type=_chunk_size, default=None, metavar="M", help="tasks per compiled call")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a plot (PNG/PDF/SVG by extension)")
+    p.add_argument("--physics", metavar="NAME=VALUE,...",
+                   help="fix physical parameters of the task family, e.g. mass=1.4,length=0.8 (the others keep "
+                        "their distribution; families whose dynamics vary)")
     if not multi:
         p.add_argument("--actions", type=_positive_int, nargs="?", const=10, default=0, metavar="STEPS",
                        help="print how often each action is taken at the first STEPS steps of the trial "
@@ -788,6 +901,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", required=True, metavar="A:B:N", help="N values from A to B, e.g. 0.5:3:11")
     p.set_defaults(func=cmd_sweep, num_tasks=200)
 
+    p = sub.add_parser("record", help="record an agent's trajectories on one task of a family (.npz: states, actions, "
+                                      "next states), e.g. a target model for 'train epopt --adapt-to'")
+    p.add_argument("--agent", action="append", metavar="SPEC", help="a classic agent (e.g. random) or a run directory")
+    p.add_argument("--task", metavar="SPEC", help="task spec NAME[:key=value,...] (default: the run's)")
+    p.add_argument("--physics", metavar="NAME=VALUE,...",
+                   help="the task's physical parameters, e.g. mass=1.4,length=0.8 (those not given are drawn "
+                        "from the family's distribution with --seed)")
+    p.add_argument("--episodes", type=_positive_int, default=5, metavar="N", help="episodes to record, one trial (default 5)")
+    p.add_argument("--seed", type=_seed, default=0, help="draws the task's free parameters, the starts and the agent's noise")
+    p.add_argument("--tune-tasks", type=_positive_int, default=500, metavar="M",
+                   help="validation tasks for tuning a classic agent's knobs not given in its spec (default 500)")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="the recording to write")
+    p.set_defaults(func=cmd_record)
+
     from metarlkit.reproduce.rl2 import EXPERIMENTS
 
     p = sub.add_parser("reproduce", help="reproduce a published table (" + ", ".join(EXPERIMENTS) + ")")
@@ -821,6 +948,13 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--accept-config-change", action="store_true",
                        help="with --resume: continue although run.json was edited since the checkpoint "
                             "(recorded in run.json's config_changes)")
+        q.add_argument("--init-from", metavar="RUN_DIR",
+                       help="start a new run (--out) from this run's last checkpoint and its options (flags "
+                            "override them): train on, e.g. for more iterations")
+        q.add_argument("--adapt-to", metavar="FILE",
+                       help="with --init-from: first adapt the train state to the target recorded in FILE "
+                            "('metarlkit record'); " + ("moves the source distribution" if algo.adapt else
+                                                       f"{name} cannot (epopt can)"))
         q.add_argument("--preset", help="named set of options: " + ", ".join(algo.presets))
         q.add_argument("--config", metavar="FILE", help="JSON or TOML file of options (a run's run.json works too)")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")

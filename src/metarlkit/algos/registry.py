@@ -102,6 +102,11 @@ class Algorithm:
         stops the run as diverged, keeping the last good checkpoint.
       divergence_hint: the options to lower when a run diverges, named in the message.
       action_spaces: the action spaces it supports ('discrete', 'continuous').
+      adapt: (config, family, state, recording, key) -> (state, info), or None. One seed's train
+        state moved toward a target from trajectories recorded on it (`metarlkit.recording`), when
+        a run starts from another's checkpoint (`train --init-from RUN --adapt-to FILE`; EPOpt's
+        source-distribution update). `info` is plain JSON recorded in run.json; its 'message' (one
+        line) is shown. Raises a one-line ValueError when the state or recording cannot be adapted.
     """
 
     name: str
@@ -120,6 +125,7 @@ class Algorithm:
     finite_metrics: tuple[str, ...] = ("loss",)
     divergence_hint: str = "the step sizes"
     action_spaces: tuple[str, ...] = ACTION_SPACES
+    adapt: Callable[..., Any] | None = None
 
     def __post_init__(self):
         if not self.name or not all(c.isalnum() or c == "-" for c in self.name):

@@ -2,7 +2,8 @@
 
 Layout of a run directory:
   run.json             what was trained: algorithm, task, episodes, the full config, phases, the
-                       training tasks, sizes, provenance
+                       training tasks, sizes, provenance (and, for a run started from another,
+                       `init_from` and `adapted_to`)
   status.json          state ('running', 'complete', 'diverged'), updates and env steps done, timings
                        (and the current phase, for algorithms that train in several)
   checkpoint.msgpack   the whole train state after the last good chunk (written atomically)
@@ -25,7 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -151,6 +152,8 @@ def train(
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     preset: str | None = None,
     accept_config_change: bool = False,
+    init_from: str | os.PathLike | None = None,
+    adapt_to: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Trains a registered algorithm and writes the run directory.
 
@@ -167,6 +170,12 @@ def train(
       preset: the name of the preset the config started from, recorded in run.json.
       accept_config_change: resume although run.json's config differs from the one the checkpoint
         was trained with (the change is recorded in run.json's `config_changes`).
+      init_from: a new run starts from this run's last checkpoint (the whole train state: policy,
+        optimiser state, keys, counters) instead of `init`, trained on with `config` (same algorithm,
+        task, episodes and seeds; options that change the state's shapes cannot differ). Recorded
+        in run.json's `init_from`.
+      adapt_to: with `init_from`, a recording (`metarlkit.recording`) of a target: each seed's start
+        state is first moved toward it by the algorithm's `adapt` (recorded in run.json's `adapted_to`).
 
     Returns:
       The final status dict (also in status.json).
@@ -177,10 +186,17 @@ def train(
       directory keeps the last good checkpoint and records the failure in status.json).
     """
     run_dir = Path(run_dir)
+    start = None
+    if adapt_to is not None and init_from is None:
+        raise ValueError("adapting to a recording needs a run to start from (--init-from RUN_DIR)")
+    if resume and init_from is not None:
+        raise ValueError("--init-from starts a new run; a resumed run continues from its own checkpoint")
     if not resume:
         algo.check_run(config, family, num_episodes)
         _check_new_run_dir(run_dir)
         _check_state_fits(algo, config, family, num_episodes)
+        if init_from is not None:
+            start = _start_from(algo, config, family, num_episodes, Path(init_from), adapt_to, log)
         run_dir.mkdir(parents=True, exist_ok=True)
     elif not (run_dir / RUN_FILE).is_file():
         read_run(run_dir)  # raises the one-line error
@@ -188,7 +204,7 @@ def train(
         if not resume:
             _check_new_run_dir(run_dir)  # again under the lock: another trainer may have started it
         return _train_locked(algo, config, family, num_episodes, run_dir, resume, progress, tensorboard,
-                             stop_after_chunks, log, preset, accept_config_change)
+                             stop_after_chunks, log, preset, accept_config_change, start)
 
 
 MEMORY_FRACTION = 0.8  # of the machine's memory a train state may take (the chunk's work needs the rest)
@@ -214,8 +230,91 @@ def _check_new_run_dir(run_dir: Path) -> None:
         raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
 
 
+class StartState(NamedTuple):
+    """A new run's first train state taken from another run (`train(init_from=...)`)."""
+
+    state: Any  # seeded, in the new run's structure
+    record: dict[str, Any]  # run.json entries: init_from, and adapted_to when adapted
+    train_tasks: dict[str, Any] | None  # run.json's train_tasks (the source run's, or the adapted distribution)
+
+
+ADAPT_STREAM = 0x41444150  # folded into a seed's key for its adaptation draws
+
+
+def _state_shapes(tree) -> tuple:
+    return (jax.tree_util.tree_structure(tree),
+            tuple((tuple(x.shape), np.dtype(x.dtype)) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def _start_from(algo, config, family, num_episodes: int, source: Path, adapt_to, log) -> StartState:
+    """The last checkpoint of run `source` as the first state of a new run under `config`, moved
+    toward the recording `adapt_to` by `algo.adapt` when given. Every check runs before anything
+    is written; errors are one line (RunDirError or ValueError)."""
+    info = read_run(source)
+    if info["algorithm_name"] != algo.name:
+        raise RunDirError(f"{source} is a {info['algorithm_name']} run; a {algo.name} run can only start from a {algo.name} run")
+    if info["task"] != family.spec() or info["episodes"] != num_episodes:
+        raise RunDirError(f"{source} trained on {info['task']} ({info['episodes']} episodes); a run started from it "
+                          f"trains on the same task and episodes")
+    stored = info["config"]
+    if (stored.get("seed"), stored.get("seeds")) != (config.seed, config.seeds):
+        raise ValueError(f"{source} trained seeds {stored.get('seed')} .. {stored.get('seed', 0) + stored.get('seeds', 1) - 1}; "
+                         f"a run started from it trains the same seeds (drop --seed and --seeds)")
+    if adapt_to is not None and algo.adapt is None:
+        from metarlkit import algos
+
+        able = [name for name in algos.names() if algos.get(name).adapt is not None]
+        raise ValueError(f"{algo.name} cannot adapt to recorded trajectories (--adapt-to); "
+                         f"algorithms that can: {', '.join(able) or 'none'}")
+    _, init, _ = programs(algo, config, family, num_episodes)
+    keys = seed_keys(config)
+    template = jax.eval_shape(init, keys)
+    _, source_init, _ = programs(algo, build(algo.config, stored, source=f"{source / RUN_FILE}"), family, num_episodes)
+    if _state_shapes(jax.eval_shape(source_init, keys)) != _state_shapes(template):
+        raise ValueError(f"these options change the shapes of the train state {source} holds (network sizes, "
+                         f"batch or buffer sizes); keep them as that run's to start from it")
+    try:
+        state, meta = checkpoint.load(source / CHECKPOINT_FILE, template)
+    except checkpoint.CheckpointError as err:
+        raise RunDirError(str(err)) from None
+    check_config_hash(source, info, meta)
+    status = read_status(source)
+    if status.get("state") != "complete":
+        log(f"note: {source} is {status.get('state')} at update {meta['update']}; starting from that checkpoint")
+    record: dict[str, Any] = {"init_from": {"run": str(source.resolve()), "update": int(meta["update"]),
+                                            "config_hash": meta.get("config_hash")}}
+    train_tasks = info.get("train_tasks")
+    if adapt_to is not None:
+        from metarlkit import recording
+
+        rec = recording.load(adapt_to, family)
+        pieces, per_seed = [], []
+        for i in range(config.seeds):
+            key = jax.random.fold_in(jax.random.PRNGKey(config.seed + i), ADAPT_STREAM)
+            new, seed_info = algo.adapt(config, family, jax.tree_util.tree_map(lambda x: x[i], state), rec, key)
+            pieces.append(new)
+            per_seed.append({"seed": config.seed + i, **seed_info})
+            if seed_info.get("message"):
+                log(f"seed {config.seed + i}: {seed_info['message']}")
+        state = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *pieces)
+        if _state_shapes(state) != _state_shapes(template):
+            raise ValueError(f"{algo.name}'s adapt changed the train state's structure or shapes")
+        with open(adapt_to, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        record["adapted_to"] = {
+            "file": str(Path(adapt_to).resolve()), "sha256": digest, "transitions": rec.num_transitions,
+            "recorded": {k: rec.meta[k] for k in ("task", "agent", "seed", "episodes", "physics", "parameters")
+                         if k in rec.meta},
+            "seeds": per_seed,
+        }
+        if "distribution" in per_seed[0]:
+            train_tasks = {"source": "adapted", "distribution": per_seed[0]["distribution"],
+                           "note": "seed 0's adapted source distribution (each seed's in adapted_to)"}
+    return StartState(state, record, train_tasks)
+
+
 def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, progress, tensorboard,
-                  stop_after_chunks, log, preset, accept_config_change) -> dict[str, Any]:
+                  stop_after_chunks, log, preset, accept_config_change, start=None) -> dict[str, Any]:
     if resume:
         info = read_run(run_dir)
         from metarlkit import tasks
@@ -271,12 +370,14 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
             "updates_per_chunk": first.updates_per_chunk,
             "phases": [{"name": p.name, "num_updates": p.num_updates, "updates_per_chunk": p.updates_per_chunk,
                         "steps_per_update": p.steps_per_update} for p in trainer.phases],
-            "train_tasks": _train_tasks_info(algo, config, family),
+            "train_tasks": (start.train_tasks if start is not None and start.train_tasks is not None
+                            else _train_tasks_info(algo, config, family)),
+            **(start.record if start is not None else {}),
             "created": _now(),
             "provenance": _provenance(),
         }
         write_json(run_dir / RUN_FILE, info)
-        state = init(keys)
+        state = jax.device_put(start.state) if start is not None else init(keys)
         done_updates, train_wall, compile_s = 0, 0.0, 0.0
         checkpoint.save(ckpt_path, state, {"update": 0, "train_wall_s": 0.0, "compile_s": 0.0,
                                            "config_hash": config_hash(info)})

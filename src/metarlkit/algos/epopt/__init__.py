@@ -2,6 +2,7 @@
 trajectories (the conditional value at risk) over source models drawn from a distribution
 (Rajeswaran, Ghotra, Ravindran & Levine 2017)."""
 
+from metarlkit.algos.epopt.adapt import adapt_state
 from metarlkit.algos.epopt.agent import make_agent
 from metarlkit.algos.epopt.config import PRESETS, EPOptConfig
 from metarlkit.algos.epopt.train import TrainState, cvar_mask, default_episodes, kept_count, make_train
@@ -23,7 +24,8 @@ ALGORITHM = register(Algorithm(
     progress_metric="return",
     finite_metrics=("loss", "grad_norm"),
     divergence_hint="max_kl",
+    adapt=adapt_state,
 ))
 
-__all__ = ["ALGORITHM", "Config", "EPOptConfig", "PRESETS", "TrainState", "cvar_mask", "default_episodes",
+__all__ = ["ALGORITHM", "Config", "adapt_state", "EPOptConfig", "PRESETS", "TrainState", "cvar_mask", "default_episodes",
            "kept_count", "make_agent", "make_train"]

@@ -14,6 +14,9 @@ importance sampling from the current source distribution:
 
 The effective sample size 1 / sum w_i^2 says how many draws carried the fit: a handful means the
 noise is small for the number of draws (or the target lies outside the source's support).
+
+`adapt_state` is the algorithm's `adapt` hook: `metarlkit train epopt --init-from RUN --adapt-to
+FILE` moves each seed's source distribution with it, then trains on from the run's policy.
 """
 
 from __future__ import annotations
@@ -58,3 +61,31 @@ def adapt_source(family, source: TaskDistribution, target: Transitions, key: jax
     weights = jax.nn.softmax(loglik)
     new = source.fit(draws, weights, keep_bounds=True)
     return new, {"ess": 1.0 / jnp.sum(weights**2), "log_likelihood": loglik}
+
+
+def _means(dist: TaskDistribution) -> dict[str, float]:
+    return {name: float(f"{float(v):.6g}") for name, v in sorted(dist.mean().items())}
+
+
+def adapt_state(config, family, state, recording, key):
+    """EPOpt's `Algorithm.adapt`: one seed's train state with its source distribution refitted toward
+    the target recorded in `recording` (`adapt_source` with the config's `adapt_samples` and
+    `adapt_noise`); the policy, key and iteration count are kept. Returns (state, info): the
+    effective sample size, each parameter's source mean before and after, the new distribution."""
+    if state.source is None:
+        raise ValueError("this run trains on a fixed set of tasks, not a source distribution; there is nothing to adapt")
+    if not getattr(family, "defines_model", False):
+        raise ValueError(f"{family.name} does not define its dynamics (dynamics_fn); EPOpt adapts its source only on "
+                         f"families that do (pendulum, cartpole, point-robot-wind)")
+    obs, action, next_obs, valid = recording.flat()
+    data = Transitions(jnp.asarray(obs), jnp.asarray(action), jnp.asarray(next_obs), jnp.asarray(valid))
+    source = jax.tree_util.tree_map(jnp.asarray, state.source)
+    new, stats = jax.jit(adapt_source, static_argnums=0, static_argnames=("samples",))(
+        family, source, data, key, samples=config.adapt_samples, noise=config.adapt_noise)
+    before, after = _means(source), _means(new)
+    ess = float(stats["ess"])
+    moved = ", ".join(f"{name} {before[name]:.4g} -> {after[name]:.4g}" for name in before if before[name] != after[name])
+    info = {"ess": round(ess, 3), "mean_before": before, "mean_after": after, "distribution": new.describe(),
+            "message": f"source adapted on {recording.num_transitions} target transitions: {moved or 'no change'} "
+                       f"(effective draws {ess:.1f} of {config.adapt_samples})"}
+    return state._replace(source=new), info

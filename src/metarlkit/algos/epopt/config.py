@@ -20,8 +20,8 @@ class EPOptConfig:
     """Options of EPOpt-epsilon training (Rajeswaran et al. 2017)."""
 
     LIMITS: ClassVar[dict[str, int]] = {"hidden_sizes": 4096, "models": 65_536, "iterations": 1_000_000, "warmup": 1_000_000,
-                                        "cg_iterations": 1000, "line_search_steps": 100, "seed": 2**31 - 1,
-                                        "seeds": 1024, "checkpoint_iterations": 1_000_000}
+                                        "cg_iterations": 1000, "line_search_steps": 100, "adapt_samples": 1_000_000,
+                                        "seed": 2**31 - 1, "seeds": 1024, "checkpoint_iterations": 1_000_000}
 
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Units of the policy's hidden layers."""
@@ -58,6 +58,12 @@ class EPOptConfig:
     gae_lambda: float = 1.0
     """GAE lambda over the linear baseline (1: the discounted return minus the baseline, as the
     authors' code computes advantages)."""
+    adapt_samples: int = 1000
+    """Source adaptation (`--init-from RUN --adapt-to FILE`): parameter sets drawn from the source
+    distribution and weighted by the likelihood of the target transitions."""
+    adapt_noise: float = 0.1
+    """Source adaptation: standard deviation of the Gaussian observation noise per state coordinate
+    in that likelihood (smaller: a sharper posterior, fewer effective draws)."""
     seed: int = 0
     """Random seed of the first training seed; seed i of a run uses seed + i."""
     seeds: int = 1
@@ -76,7 +82,8 @@ class EPOptConfig:
             fail(f"hidden_sizes must be whole numbers >= 1, got {self.hidden_sizes!r}")
         if self.activation not in ("tanh", "relu"):
             fail(f"activation must be tanh or relu, got {self.activation!r}")
-        for name in ("models", "iterations", "cg_iterations", "line_search_steps", "seeds", "checkpoint_iterations"):
+        for name in ("models", "iterations", "cg_iterations", "line_search_steps", "seeds", "checkpoint_iterations",
+                     "adapt_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(f"{name} must be a whole number >= 1, got {value!r}")
@@ -86,7 +93,7 @@ class EPOptConfig:
             fail(f"epsilon must be in (0, 1], got {self.epsilon!r}")
         if self.baseline_data not in BASELINE_DATA:
             fail(f"baseline_data must be one of {', '.join(BASELINE_DATA)}, got {self.baseline_data!r}")
-        for name in ("max_kl", "line_search_ratio"):
+        for name in ("max_kl", "line_search_ratio", "adapt_noise"):
             if not getattr(self, name) > 0:
                 fail(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
