@@ -101,6 +101,13 @@ def check_train_resume_load_evaluate(name: str, task: str, tmp_path) -> None:
     assert status["env_steps"] == sum(p["num_updates"] * p["steps_per_update"] for p in info["phases"])
     if chunks >= 2:
         check_resume(algo, config, family, episodes, full, cut, status)
+    # a run started from this one (--init-from) starts from its last train state, whole
+    started = tmp_path / "started"
+    assert train(algo, config, family, episodes, started, progress=False, tensorboard=False, init_from=full,
+                 stop_after_chunks=0)["state"] == "running"
+    for a, b in zip(leaves(full)[1], leaves(started)[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((started / "run.json").read_text())["init_from"]["update"] == status["updates"]
     for curve in algo.curves:
         assert curve.metric in read(full)[-1], f"{name}'s curve {curve.metric!r} is not a logged metric"
 

@@ -109,3 +109,13 @@ def test_a_task_distribution_is_a_pytree_moved_without_recompiling():
     batch = jax.vmap(wide.sample)(jax.random.split(jax.random.PRNGKey(1), 1000))
     refit = wide.fit(batch, jnp.ones(1000))
     np.testing.assert_allclose(refit.params["mass"].low, 0.5, atol=0.08)
+
+
+def test_fix_replaces_the_named_parameters_by_points():
+    dist = D.TaskDistribution({"mass": D.log_uniform(1.0, 1.5, -1.0, 1.0), "length": D.uniform(0.5, 2.0)})
+    fixed = dist.fix(mass=2.5)
+    draws = jax.vmap(fixed.sample)(jax.random.split(jax.random.PRNGKey(0), 64))
+    assert np.all(np.asarray(draws["mass"]) == np.float32(2.5))
+    np.testing.assert_array_equal(draws["length"], jax.vmap(dist.sample)(jax.random.split(jax.random.PRNGKey(0), 64))["length"])
+    with pytest.raises(ValueError, match="no parameter 'weight'; the parameters: length, mass"):
+        dist.fix(weight=1.0)

@@ -347,7 +347,6 @@ def _physics(family, text: str | None):
     import math
 
     from metarlkit.specs import parse_spec
-    from metarlkit.tasks import distributions as D
 
     if text is None:
         return None
@@ -369,8 +368,8 @@ def _physics(family, text: str | None):
             number = float("nan")
         if not math.isfinite(number):
             raise UsageError(f"--physics {name}={value}: give a finite number")
-        fixed[name] = D.uniform(number, number)
-    return D.TaskDistribution({**base.params, **fixed})
+        fixed[name] = number
+    return base.fix(**fixed)
 
 
 def _start_compiles(entries, family, episodes, args) -> None:
@@ -544,7 +543,6 @@ def _parameter_range(described: dict) -> list[float]:
 def cmd_sweep(args) -> int:
     from metarlkit.plotting import plot_sweep
     from metarlkit.specs import parse_spec
-    from metarlkit.tasks import distributions as D
     from metarlkit.utils import software_provenance, write_json
 
     values = _sweep_values(args.values)
@@ -572,7 +570,7 @@ def cmd_sweep(args) -> int:
         start = time.perf_counter()
         points = []
         for value in values:
-            dist = D.TaskDistribution({**base.params, args.param: D.uniform(value, value)})
+            dist = base.fix(**{args.param: value})
             s = _evaluate_entry(entry, resolved, family, episodes, args, distribution=dist).summary(provenance=False)
             points.append({"value": value, "in_default_range": out["default_range"][0] <= value <= out["default_range"][1],
                            **{k: s[k] for k in ("total_reward", "cvar", "return_percentiles")}})

@@ -223,6 +223,14 @@ class TaskDistribution:
             fitted = {name: f.within(self.params[name]) for name, f in fitted.items()}
         return TaskDistribution(fitted)
 
+    def fix(self, **values: float) -> "TaskDistribution":
+        """This distribution with the named parameters fixed at the given values (point masses); the
+        others keep theirs. `family.default_distribution().fix(mass=2.0)`: every task a mass of 2."""
+        unknown = sorted(set(values) - set(self.params))
+        if unknown:
+            raise ValueError(f"no parameter {unknown[0]!r}; the parameters: {', '.join(sorted(self.params))}")
+        return TaskDistribution({**self.params, **{name: uniform(v, v) for name, v in values.items()}})
+
     def mean(self, draws: int = 4096, key: jax.Array | None = None) -> dict[str, jax.Array]:
         """Each parameter's mean, estimated from `draws` samples (for reports)."""
         keys = jax.random.split(jax.random.PRNGKey(0) if key is None else key, draws)
