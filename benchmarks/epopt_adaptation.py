@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/epopt_adaptation.py [--task pendulum:spread=2] \
         [--physics mass=1.8,length=1.6] [--out DIR] [--seeds 3] [--iterations 200] [--more 50] \
-        [--episodes 5] [--num-tasks 500] [--json FILE]
+        [--episodes 5] [--num-tasks 500] [--retrain "--epsilon 1"] [--json FILE]
 
 With the command line only (every step is a `metarlkit` command, printed as it runs):
   source     `train epopt` on TASK (`--seeds` seeds, `--iterations` iterations): the robust policy
@@ -12,7 +12,9 @@ With the command line only (every step is a `metarlkit` command, printed as it r
   adapted    `train epopt --init-from source --adapt-to target.npz --iterations MORE`;
   continued  `train epopt --init-from source --iterations MORE`: the same extra budget on the
              unadapted source (the control: what the extra iterations alone buy).
-Existing run directories are resumed or reused. Then, per seed: each parameter's source mean before
+`--retrain` adds options to both runs trained on (e.g. "--epsilon 1": plain ensemble TRPO on the
+adapted source; its CVaR over a near-point posterior is a CVaR over start states). Existing run
+directories are resumed or reused. Then, per seed: each parameter's source mean before
 and after the update (from the adapted run's run.json) and the fraction of the way to the target
 it moved; and each run's return on the target over `--num-tasks` test tasks (start states) through
 the common evaluator, with the paired differences adapted − source and adapted − continued (95%
@@ -61,6 +63,7 @@ def main():
     parser.add_argument("--more", type=int, default=50)
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--num-tasks", type=int, default=500)
+    parser.add_argument("--retrain", default="", help="options added to both runs trained on, e.g. '--epsilon 1'")
     parser.add_argument("--json")
     args = parser.parse_args()
     out = Path(args.out)
@@ -70,8 +73,9 @@ def main():
     if not recording.exists():
         run("record", "--agent", source, "--task", args.task, "--physics", args.physics,
             "--episodes", args.episodes, "--seed", 1, "--out", recording)
-    train(out / "adapted", "--init-from", source, "--adapt-to", recording, "--iterations", args.more)
-    train(out / "continued", "--init-from", source, "--iterations", args.more)
+    retrain = args.retrain.split()
+    train(out / "adapted", "--init-from", source, "--adapt-to", recording, "--iterations", args.more, *retrain)
+    train(out / "continued", "--init-from", source, "--iterations", args.more, *retrain)
 
     family = tasks.from_spec(args.task)
     target = {name: float(value) for name, value in parse_spec("physics:" + args.physics)[1].items()}
@@ -85,7 +89,7 @@ def main():
 
     rows = []
     print(f"\n{args.task}, target {args.physics}, {args.episodes} recorded episodes "
-          f"({adapted_info['transitions']} transitions); {args.iterations} + {args.more} iterations; "
+          f"({adapted_info['transitions']} transitions); {args.iterations} + {args.more} iterations {args.retrain}; "
           f"returns on the target over {args.num_tasks} start states; ± and [..] are 95% intervals")
     for seed in range(args.seeds):
         info = adapted_info["seeds"][seed]
@@ -111,7 +115,7 @@ def main():
     walls = {name: read_status(out / name).get("train_wall_s") for name in ("source", "adapted", "continued")}
     print("training wall time (s, all seeds at once): " + ", ".join(f"{k} {v}" for k, v in walls.items()))
     finish(rows, args.json, benchmark="epopt_adaptation", task=args.task, physics=args.physics, seeds=args.seeds,
-           iterations=args.iterations, more=args.more, episodes=args.episodes, num_tasks=args.num_tasks,
+           iterations=args.iterations, more=args.more, retrain=args.retrain, episodes=args.episodes, num_tasks=args.num_tasks,
            train_wall_s=walls)
 
 
