@@ -157,6 +157,13 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
     return [path]
 
 
+def _short_agent_name(name: str) -> str:
+    """A legend label: a run's agent name `algo(path/to/run):seed=N` as `algo(run):seed=N`."""
+    import re
+
+    return re.sub(r"\(([^()]*/)([^()/]+)\)", r"(\2)", name)
+
+
 def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
     """Writes the plot of `metarlkit sweep`'s JSON: each agent's mean total reward (solid, with its
     95% band) and CVaR of the worst 10% of tasks (dashed) against the swept parameter, the
@@ -171,9 +178,10 @@ def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
         mean = np.array([p["total_reward"]["mean"] for p in agent["points"]])
         half = np.array([p["total_reward"]["ci95"] or 0.0 for p in agent["points"]])
         cvar = np.array([p["cvar"]["value"] for p in agent["points"]])
-        ax.plot(x, mean, "o-", color=color, label=f"{agent['agent']} (mean)")
+        name = _short_agent_name(agent["agent"])
+        ax.plot(x, mean, "o-", color=color, label=f"{name} (mean)")
         ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2)
-        ax.plot(x, cvar, "--", color=color, label=f"{agent['agent']} (worst 10%)")
+        ax.plot(x, cvar, "--", color=color, label=f"{name} (worst 10%)")
     ax.set_xlabel(sweep["param"])
     ax.set_ylabel(f"total reward ({sweep['episodes']} episode(s))")
     ax.set_title(f"{sweep['task']}: {sweep['num_tasks']} {sweep['split']} tasks per value")
