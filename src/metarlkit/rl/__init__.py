@@ -1,5 +1,6 @@
 """Reinforcement-learning pieces shared by every algorithm: advantages, policy losses, the
-optimisation pieces of TRPO-style algorithms, and policy-gradient adaptation (`rl.adaptation`)."""
+optimisation pieces of TRPO-style algorithms, policy-gradient adaptation (`rl.adaptation`), and
+the off-policy pieces: soft actor-critic losses (`rl.sac`) and per-task replay buffers (`rl.replay`)."""
 
 from metarlkit.rl.losses import (
     masked_mean,
