@@ -128,12 +128,13 @@ def test_filled_grows_with_the_data_and_restore_gives_the_buffer_back_exactly(op
         rows.append(small.reward.shape[1])
         assert small.obs.shape == (NUM_TASKS, rows[-1], 2)
         assert_buffers_equal(replay.restore(ops["empty"], small), buf)
-        # through a checkpoint file, loaded into the template `filled_like` gives
-        checkpoint.save(tmp_path / f"ckpt{i}", small, {"replay_rows": rows[-1]})
-        template = replay.filled_like(jax.eval_shape(lambda: ops["empty"]), rows[-1])
-        loaded, meta = checkpoint.load(tmp_path / f"ckpt{i}", template)
-        assert meta["replay_rows"] == rows[-1]
-        assert_buffers_equal(replay.restore(jax.eval_shape(lambda: ops["empty"]), loaded), buf)
+        # through a checkpoint file: the checkpoint stores the filled rows and loads the full buffer
+        checkpoint.save(tmp_path / f"ckpt{i}", {"buffer": buf}, {"update": i})
+        loaded, meta = checkpoint.load(tmp_path / f"ckpt{i}", {"buffer": jax.eval_shape(lambda: ops["empty"])})
+        assert meta["update"] == i and meta["buffer_rows"] == [rows[-1]]
+        assert_buffers_equal(loaded["buffer"], buf)
+    sizes = [(tmp_path / f"ckpt{i}").stat().st_size for i in range(len(stages))]
+    assert sizes[0] < sizes[1] < sizes[2] < sizes[3] and sizes[4] < sizes[3]  # the file follows the fill
     assert rows == [0, 2, 3, 5, 2]
 
 
@@ -166,3 +167,16 @@ def test_capacity_for_sizes_from_the_run_budget():
     assert replay.capacity_for(0, 10, 100) == 1
     with pytest.raises(ValueError):
         replay.capacity_for(100, 0, 100)
+
+
+def test_a_checkpoint_of_several_seeds_buffers_keeps_their_filled_rows(ops, tmp_path):
+    """A train state of 2 seeds: buffers [seeds, tasks, capacity, ...], cut to the fullest task."""
+    one = ops["add"](ops["empty"], 1, transitions([1, 2]))
+    two = ops["add"](ops["add"](ops["empty"], 0, transitions([3, 4, 5])), 1, transitions([6]))
+    seeded = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), one, two)
+    checkpoint.save(tmp_path / "ckpt", (seeded, jnp.arange(3)), {})
+    template = jax.eval_shape(lambda: (seeded, jnp.arange(3)))
+    (loaded, counter), meta = checkpoint.load(tmp_path / "ckpt", template)
+    assert meta["buffer_rows"] == [3]
+    assert_buffers_equal(loaded, seeded)
+    np.testing.assert_array_equal(counter, [0, 1, 2])

@@ -184,25 +184,38 @@ def clear(buffer: ReplayBuffer, task_indices: jax.Array) -> ReplayBuffer:
                            ptr=buffer.ptr.at[task_indices].set(0))
 
 
+def _capacity_axis(buffer) -> int:
+    """The capacity axis: the last axis of `reward` ([..., num_tasks, capacity]: a train state of
+    several seeds adds a leading seed axis)."""
+    return len(buffer.reward.shape) - 1
+
+
 def filled_rows(buffer: ReplayBuffer) -> int:
-    """max(size): the rows a checkpoint keeps (host-side)."""
-    return int(np.max(np.asarray(buffer.size)))
+    """max(size) over every task (and seed): the rows a checkpoint keeps (host-side)."""
+    size = np.asarray(buffer.size)
+    return int(size.max()) if size.size else 0
 
 
 def filled(buffer: ReplayBuffer) -> ReplayBuffer:
     """The buffer cut to its first max(size) rows per task (capacity axis max(size); `size` and
     `ptr` unchanged): what a checkpoint stores, growing with the data rather than the capacity.
-    Host-side (the shape depends on `size`). `restore` gives the full buffer back exactly."""
-    rows = filled_rows(buffer)
-    return buffer._replace(**{name: x[:, :rows] for name, x in _data(buffer).items()})
+    Host-side (the shape depends on `size`); any leading axes (seeds) are kept. `restore` gives the
+    full buffer back exactly."""
+    rows, axis = filled_rows(buffer), _capacity_axis(buffer)
+    return buffer._replace(**{name: np.take(np.asarray(x), np.arange(rows), axis=axis)
+                              for name, x in _data(buffer).items()})
 
 
 def filled_like(template: ReplayBuffer, rows: int) -> ReplayBuffer:
     """The shapes and dtypes (`jax.ShapeDtypeStruct` leaves) of `filled` of a buffer shaped like
     `template` holding `rows` rows: the template to load such a checkpoint into (record `rows`,
     i.e. `filled_rows`, beside it)."""
+    axis = _capacity_axis(template)
+
     def cut(x):
-        return jax.ShapeDtypeStruct((x.shape[0], rows) + tuple(x.shape[2:]), x.dtype)
+        shape = list(x.shape)
+        shape[axis] = rows
+        return jax.ShapeDtypeStruct(tuple(shape), x.dtype)
 
     return template._replace(**{name: cut(x) for name, x in _data(template).items()},
                              size=jax.ShapeDtypeStruct(template.size.shape, template.size.dtype),
@@ -216,34 +229,38 @@ def restore(template: ReplayBuffer, filled_buffer: ReplayBuffer) -> ReplayBuffer
 
     Args:
       template: a buffer of the wanted capacity and shapes (arrays or `jax.ShapeDtypeStruct`s, e.g.
-        from `jax.eval_shape`); only its shapes and dtypes are read.
+        from `jax.eval_shape`); only its shapes and dtypes are read. Leading axes (seeds) allowed.
       filled_buffer: what `filled` returned (arrays, e.g. loaded from a checkpoint).
     """
     if (template.dense_reward is None) != (filled_buffer.dense_reward is None):
         raise ValueError("the filled buffer and the template disagree on keeping dense_reward")
-    capacity = template.capacity
-    rows = filled_buffer.reward.shape[1]
+    axis = _capacity_axis(template)
+    capacity = template.reward.shape[axis]
+    rows = filled_buffer.reward.shape[axis] if len(filled_buffer.reward.shape) > axis else -1
     if rows > capacity:
         raise ValueError(f"the filled buffer holds {rows} rows per task, more than the capacity {capacity}")
     restored = {}
     for name, want in _data(template).items():
-        x = filled_buffer._asdict()[name]
-        cut = (want.shape[0], rows) + tuple(want.shape[2:])
-        if tuple(x.shape) != cut or np.dtype(x.dtype) != np.dtype(want.dtype):
-            raise ValueError(f"filled {name} is {np.dtype(x.dtype)}{list(x.shape)}, the template expects "
-                             f"{np.dtype(want.dtype)}{list(cut)}")
-        pad = [(0, 0), (0, capacity - rows)] + [(0, 0)] * (len(want.shape) - 2)
-        restored[name] = jnp.pad(jnp.asarray(x), pad)
+        x = np.asarray(filled_buffer._asdict()[name])
+        cut = list(want.shape)
+        cut[axis] = rows
+        if tuple(x.shape) != tuple(cut) or x.dtype != np.dtype(want.dtype):
+            raise ValueError(f"filled {name} is {x.dtype}{list(x.shape)}, the template expects "
+                             f"{np.dtype(want.dtype)}{cut}")
+        pad = [(0, 0)] * len(want.shape)
+        pad[axis] = (0, capacity - rows)
+        restored[name] = jnp.asarray(np.pad(x, pad))
     size, ptr = np.asarray(filled_buffer.size), np.asarray(filled_buffer.ptr)
-    if size.shape != (template.num_tasks,) or ptr.shape != (template.num_tasks,):
+    if size.shape != tuple(template.size.shape) or ptr.shape != tuple(template.ptr.shape):
         raise ValueError(f"filled size and ptr have shapes {size.shape} and {ptr.shape}, "
-                         f"the template expects ({template.num_tasks},)")
+                         f"the template expects {tuple(template.size.shape)}")
     full = size == capacity
     ok = (size >= 0) & (size <= rows) & (ptr >= 0) & (ptr < capacity) & (full | (ptr == size))
     if not ok.all():
-        bad = int(np.flatnonzero(~ok)[0])
-        raise ValueError(f"task {bad} has size {size[bad]} and ptr {ptr[bad]}, impossible in a buffer of capacity "
-                         f"{capacity} (a buffer that wrapped restores only into its own capacity)")
+        bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+        raise ValueError(f"task {bad[-1] if len(bad) == 1 else bad} has size {size[bad]} and ptr {ptr[bad]}, "
+                         f"impossible in a buffer of capacity {capacity} (a buffer that wrapped restores only "
+                         f"into its own capacity)")
     return template._replace(**restored, size=jnp.asarray(size, template.size.dtype),
                              ptr=jnp.asarray(ptr, template.ptr.dtype))
 
