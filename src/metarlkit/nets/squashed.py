@@ -126,7 +126,7 @@ def init_mlp(key: jax.Array, sizes: tuple[int, ...], *, final_scale: float = 3e-
     values are near 0 and the first policy is near tanh(N(0, 1)). oyster uses 3e-3 for Q, V and
     the encoder and 1e-3 for the policy.
 
-    ATTENTION: rlkit's `fanin_init` reads the first dimension of torch's [out, in] weight, so its
+    rlkit's `fanin_init` reads the first dimension of torch's [out, in] weight, so its
     bound is 1/sqrt(fan-out); the layers differ only where a layer's input and output sizes differ
     (the first, for equal hidden sizes). We use the fan-in the initialisation is named after.
 

@@ -138,6 +138,13 @@ PRESETS: dict[str, dict] = {
     # oyster configs/point-robot.json (dense): 80 training goals, 200 prior + 200 extra steps
     "paper-point": {"train_tasks": 80, "initial_steps": 200, "prior_steps": 200, "extra_rl_steps": 200,
                     "train_steps": 1000, "reward_scale": 100.0},
+    # the sparse robot on this machine's CPU: paper-sparse with narrower networks (2 x 128), smaller
+    # batches (8 tasks x 128 transitions; contexts of 256) and 60 iterations: 6e4 gradient steps
+    "cpu-sparse": {"train_tasks": 80, "initial_steps": 200, "tasks_per_iteration": 10, "prior_steps": 100,
+                   "posterior_steps": 900, "extra_rl_steps": 0, "train_steps": 1000, "discount": 0.9,
+                   "reward_scale": 100.0, "kl_weight": 1.0, "prior_episodes": 5, "iterations": 60,
+                   "hidden_sizes": (128, 128), "encoder_sizes": (128, 128), "batch_size": 128,
+                   "context_batch_size": 256, "meta_batch": 8},
     # a run of seconds through every part of training
     "tiny": {"hidden_sizes": (16,), "encoder_sizes": (16,), "latent_size": 2, "batch_size": 8, "context_batch_size": 8,
              "meta_batch": 2, "train_steps": 3, "iterations": 2, "train_tasks": 4, "tasks_per_iteration": 2,
