@@ -6,6 +6,7 @@ from metarlkit.baselines import (  # noqa: F401  (register their agents)
     gittins,
     mdp,  # noqa: F401  (registers the tabular-MDP agents)
     mpc,  # noqa: F401  (registers the model-predictive reference agent)
+    posterior_sampling,  # noqa: F401  (registers the sparse point robot's posterior-sampling reference)
 )
 from metarlkit.baselines.core import (
     Baseline,
