@@ -1,0 +1,56 @@
+"""PEARL's data path: what each phase writes to which buffer, and which reward each learner sees."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from metarlkit import tasks
+from metarlkit.algos.pearl import PRESETS, PEARLConfig, make_train
+from metarlkit.experiment.config import build
+from metarlkit.trial import TaskSource
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+
+@pytest.fixture(scope="module")
+def run():
+    family = tasks.make("point-navigation", variant="sparse")
+    config = build(PEARLConfig, {**PRESETS["tiny"], "initial_steps": 60, "prior_steps": 20, "posterior_steps": 20,
+                                 "extra_rl_steps": 40, "reward_scale": 100.0, "tasks_per_iteration": 2})
+    train = make_train(config, family, None, TaskSource(family, config.train_tasks))
+    state0 = jax.jit(train.init)(jax.random.PRNGKey(0))
+    state1, m1 = jax.jit(lambda s: train.phases[0].run_chunk(s, 1))(state0)
+    state2, m2 = jax.jit(lambda s: train.phases[1].run_chunk(s, 1))(state1)
+    return family, config, (state0, state1, state2), (m1, m2)
+
+
+def test_the_initial_phase_fills_both_buffers_of_every_task(run):
+    family, config, (_, state, _), _ = run
+    for buffer in (state.rl_buffer, state.enc_buffer):
+        np.testing.assert_array_equal(buffer.size, [60] * config.train_tasks)  # 3 episodes of 20 steps
+
+
+def test_sparse_reward_goes_to_the_encoder_and_dense_reward_to_sac(run):
+    _, _, (_, state, _), (_, m2) = run
+    rl = state.rl_buffer
+    sparse, dense = np.asarray(rl.reward[:, :60]), np.asarray(rl.dense_reward[:, :60])
+    assert np.all(sparse >= 0) and np.all(dense < 0)  # 1 - d within 0.2 of the goal, else 0; and -d
+    np.testing.assert_array_equal(state.enc_buffer.reward[:, :60], sparse)
+    # the critics' target is reward_scale x the dense reward (V starts near 0): about -100 x distance
+    assert float(np.mean(m2["q_target"])) < -20
+
+
+def test_an_iteration_clears_the_sampled_tasks_encoder_data_and_keeps_only_context_episodes(run):
+    _, config, (_, before, after), _ = run
+    grew = np.asarray(after.rl_buffer.size) - np.asarray(before.rl_buffer.size)
+    sampled = np.flatnonzero(grew)
+    assert len(sampled) == config.tasks_per_iteration and np.all(grew[sampled] == 80)  # 4 episodes each
+    enc = np.asarray(after.enc_buffer.size)
+    np.testing.assert_array_equal(enc[sampled], 40)  # cleared, then the prior + posterior episodes only
+    others = np.setdiff1d(np.arange(config.train_tasks), sampled)
+    np.testing.assert_array_equal(enc[others], 60)  # untouched: the initial data
+    changed = [not np.array_equal(before.nets[name]["w0"], after.nets[name]["w0"]) for name in
+               ("policy", "q1", "q2", "v", "v_target", "encoder")]
+    assert all(changed)
