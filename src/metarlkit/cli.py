@@ -634,6 +634,48 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_paths(args) -> int:
+    import jax
+    import numpy as np
+
+    from metarlkit.plotting import plot_paths
+    from metarlkit.tasks.tasksets import task_set
+    from metarlkit.trial import run_trials
+    from metarlkit.utils import write_json
+
+    if not args.agent or len(args.agent) != 1:
+        raise UsageError("paths takes exactly one --agent (a classic agent or a run directory)")
+    _check_output(args.out, "--out", plot=True)
+    args.json, args.plot, args.chunk_size, args.tune_tasks = args.json, None, None, args.tune_tasks
+    family, episodes, (entry,) = _prepare_agents(args.agent, args)
+    if not hasattr(family, "goal_position"):
+        raise UsageError(f"{family.name} is not a point-robot family; paths draws positions in the plane "
+                         f"(point-navigation, point-robot-wind)")
+    agent, params, name, _, _ = entry.resolve(args)
+    chosen = task_set(family, args.split, args.num_tasks)
+    keys = jax.random.split(jax.random.PRNGKey(args.seed), 2 * args.num_tasks)
+    rec = jax.jit(lambda p, t: run_trials(family, agent, p, t, keys[:args.num_tasks], keys[args.num_tasks:], episodes,
+                                          transitions=True))(params, chosen)
+    obs, next_obs, valid = (np.asarray(x) for x in (rec.obs, rec.next_obs, rec.valid))
+    success = np.asarray(rec.success).any(-1) if rec.success is not None else None
+    out = {"agent": name, "task": family.spec(), "split": args.split, "episodes": episodes, "seed": args.seed,
+           "goal_circle": 0.2 if family.name == "point-navigation" and getattr(family, "variant", "") == "sparse" else None,
+           "tasks": []}
+    for i in range(args.num_tasks):
+        goal = np.asarray(family.goal_position(jax.tree_util.tree_map(lambda x: x[i], chosen))).tolist()
+        positions = [np.concatenate([obs[i, e, :1, :2], next_obs[i, e, valid[i, e], :2]]).tolist() for e in range(episodes)]
+        first = None
+        if success is not None and success[i].any():
+            first = int(np.argmax(success[i])) + 1
+        out["tasks"].append({"index": i, "goal": goal, "positions": positions, "success": first})
+    plot_paths(out, args.out)
+    print(f"wrote {args.out}")
+    if args.json:
+        write_json(args.json, out)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from metarlkit.reproduce import rl2
     from metarlkit.utils import write_json
@@ -912,6 +954,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation tasks for tuning a classic agent's knobs not given in its spec (default 500)")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="the recording to write")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("paths", help="draw an agent's paths on a point-robot family, episode by episode "
+                                     "(exploration, then commitment)")
+    p.add_argument("--agent", action="append", metavar="SPEC", help="a classic agent or a run directory")
+    p.add_argument("--task", metavar="SPEC", help="task spec (default: the run's), e.g. point-navigation:variant=sparse")
+    p.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes per trial")
+    p.add_argument("--num-tasks", type=_positive_int, default=4, metavar="K", help="tasks drawn, one panel each (default 4)")
+    p.add_argument("--split", default="test", choices=("test", "validation", "train"), help="task split (default test)")
+    p.add_argument("--seed", type=_seed, default=0, help="the agent's random seed")
+    p.add_argument("--tune-tasks", type=_positive_int, default=500, metavar="M",
+                   help="validation tasks for tuning a classic agent's knobs not given in its spec (default 500)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the figure (PNG/PDF/SVG by extension)")
+    p.add_argument("--json", metavar="FILE", help="also write the paths as JSON")
+    p.set_defaults(func=cmd_paths)
 
     from metarlkit.reproduce.rl2 import EXPERIMENTS
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from typing import Sequence
 
@@ -187,3 +188,47 @@ def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
     ax.set_title(f"{sweep['task']}: {sweep['num_tasks']} {sweep['split']} tasks per value")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_paths(paths: dict, path: str | os.PathLike) -> None:
+    """Writes the plot of `metarlkit paths`: one panel per task, the robot's path in each episode
+    coloured by the episode's index (early episodes dark, late ones light), the goal starred, and
+    for the sparse point robot the circle of possible goals dotted and the goal's reward zone."""
+    plt = _pyplot()
+    tasks = paths["tasks"]
+    cols = min(len(tasks), 4)
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows + 0.4), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    episodes = paths["episodes"]
+    for ax, task in zip(axes.ravel(), tasks):
+        if paths.get("goal_circle"):
+            angle = np.linspace(0.0, np.pi, 200)
+            ax.plot(np.cos(angle), np.sin(angle), ":", color="0.6", lw=1)
+            ax.add_patch(plt.Circle(task["goal"], paths["goal_circle"], color="0.85", zorder=0))
+        for e, positions in enumerate(task["positions"]):
+            xy = np.asarray(positions)
+            ax.plot(xy[:, 0], xy[:, 1], "-", color=cmap(e / max(episodes - 1, 1)), lw=1.2)
+        ax.plot(*task["goal"], "*", color="crimson", ms=12)
+        ax.plot(0.0, 0.0, "k.", ms=5)
+        success = task.get("success")
+        label = f"task {task['index']}" + (f": first success in episode {success}" if success else "")
+        ax.set_title(label, fontsize=8)
+        ax.set_aspect("equal")
+    for ax in axes.ravel()[len(tasks):]:
+        ax.axis("off")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, episodes))
+    fig.colorbar(sm, ax=axes.ravel().tolist(), shrink=0.8, label="episode")
+    fig.suptitle(f"{paths['agent']} on {paths['task']}", fontsize=9)
+    _save_untight(fig, path)
+
+
+def _save_untight(fig, path) -> None:
+    """`_save` without tight_layout (a colorbar spanning several axes)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
+    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())

@@ -59,6 +59,11 @@ class PointRobotActions:
     def action_bounds(self):
         return (-MAX_SPEED, MAX_SPEED)
 
+    def goal_position(self, task) -> jax.Array:
+        """The task's goal in the plane ([2]); the first two observation coordinates are the
+        robot's position (`metarlkit paths` draws them)."""
+        return task["goal"]
+
 
 @dataclasses.dataclass(frozen=True)
 class PointNavigation(PointRobotActions, TaskFamily):
@@ -240,6 +245,10 @@ class PointRobotWind(PointRobotActions, ParametricFamily):
     description: ClassVar[str] = (
         "2D point robot to a fixed goal, drifted by a per-task wind (|wind| 0.02-0.08 per step); 20 steps"
     )
+
+    def goal_position(self, task) -> jax.Array:
+        del task
+        return jnp.asarray(WIND_GOAL, jnp.float32)
 
     def __post_init__(self):
         super().__post_init__()
