@@ -1,4 +1,4 @@
-"""Command-line interface: `metarlkit tasks | agents | algorithms | evaluate | compare | sweep | record | reproduce |
+"""Command-line interface: `metarlkit tasks | agents | algorithms | evaluate | compare | sweep | record | paths | reproduce |
 train | plot`.
 
 Thin by design: parse, validate (bad input -> one line naming the fix, exit 2, no file
@@ -646,7 +646,7 @@ def cmd_paths(args) -> int:
     if not args.agent or len(args.agent) != 1:
         raise UsageError("paths takes exactly one --agent (a classic agent or a run directory)")
     _check_output(args.out, "--out", plot=True)
-    args.json, args.plot, args.chunk_size, args.tune_tasks = args.json, None, None, args.tune_tasks
+    args.plot, args.chunk_size = None, None
     family, episodes, (entry,) = _prepare_agents(args.agent, args)
     if not hasattr(family, "goal_position"):
         raise UsageError(f"{family.name} is not a point-robot family; paths draws positions in the plane "
@@ -913,6 +913,14 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
                             "(default 10; discrete actions only) and add action_frequencies to the JSON")
 
 
+def _add_one_agent_options(p: argparse.ArgumentParser) -> None:
+    """--agent (one), --task and --tune-tasks of the commands that play one agent (record, paths)."""
+    p.add_argument("--agent", action="append", metavar="SPEC", help="a classic agent (e.g. random) or a run directory")
+    p.add_argument("--task", metavar="SPEC", help="task spec NAME[:key=value,...] (default: the run's)")
+    p.add_argument("--tune-tasks", type=_positive_int, default=500, metavar="M",
+                   help="validation tasks for tuning a classic agent's knobs not given in its spec (default 500)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="metarlkit", description="Meta-reinforcement learning: tasks, agents, one evaluation protocol.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -943,28 +951,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="record an agent's trajectories on one task of a family (.npz: states, actions, "
                                       "next states), e.g. a target model for 'train epopt --adapt-to'")
-    p.add_argument("--agent", action="append", metavar="SPEC", help="a classic agent (e.g. random) or a run directory")
-    p.add_argument("--task", metavar="SPEC", help="task spec NAME[:key=value,...] (default: the run's)")
+    _add_one_agent_options(p)
     p.add_argument("--physics", metavar="NAME=VALUE,...",
                    help="the task's physical parameters, e.g. mass=1.4,length=0.8 (those not given are drawn "
                         "from the family's distribution with --seed)")
     p.add_argument("--episodes", type=_positive_int, default=5, metavar="N", help="episodes to record, one trial (default 5)")
     p.add_argument("--seed", type=_seed, default=0, help="draws the task's free parameters, the starts and the agent's noise")
-    p.add_argument("--tune-tasks", type=_positive_int, default=500, metavar="M",
-                   help="validation tasks for tuning a classic agent's knobs not given in its spec (default 500)")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="the recording to write")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("paths", help="draw an agent's paths on a point-robot family, episode by episode "
                                      "(exploration, then commitment)")
-    p.add_argument("--agent", action="append", metavar="SPEC", help="a classic agent or a run directory")
-    p.add_argument("--task", metavar="SPEC", help="task spec (default: the run's), e.g. point-navigation:variant=sparse")
+    _add_one_agent_options(p)
     p.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes per trial")
     p.add_argument("--num-tasks", type=_positive_int, default=4, metavar="K", help="tasks drawn, one panel each (default 4)")
     p.add_argument("--split", default="test", choices=("test", "validation", "train"), help="task split (default test)")
     p.add_argument("--seed", type=_seed, default=0, help="the agent's random seed")
-    p.add_argument("--tune-tasks", type=_positive_int, default=500, metavar="M",
-                   help="validation tasks for tuning a classic agent's knobs not given in its spec (default 500)")
     p.add_argument("--out", required=True, metavar="FILE", help="the figure (PNG/PDF/SVG by extension)")
     p.add_argument("--json", metavar="FILE", help="also write the paths as JSON")
     p.set_defaults(func=cmd_paths)
