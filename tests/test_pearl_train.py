@@ -54,3 +54,23 @@ def test_an_iteration_clears_the_sampled_tasks_encoder_data_and_keeps_only_conte
     changed = [not np.array_equal(before.nets[name]["w0"], after.nets[name]["w0"]) for name in
                ("policy", "q1", "q2", "v", "v_target", "encoder")]
     assert all(changed)
+
+
+def test_a_run_started_from_another_skips_the_initial_collection(tmp_path):
+    """`--init-from`: the buffers come with the state, so the first-start-only phase is not run."""
+    import json
+
+    from metarlkit import algos
+    from metarlkit.experiment import train
+
+    algo, family = algos.get("pearl"), tasks.make("point-navigation", variant="sparse")
+    config = build(PEARLConfig, PRESETS["tiny"])
+    first = train(algo, config, family, 2, tmp_path / "a", progress=False, tensorboard=False)
+    assert first["updates"] == 3  # initial + 2 iterations
+    again = train(algo, config, family, 2, tmp_path / "b", progress=False, tensorboard=False, init_from=tmp_path / "a",
+                  stop_after_chunks=1)
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert [p["name"] for p in info["phases"]] == ["train"] and info["num_updates"] == 2
+    assert again["updates"] == 1
+    done = train(algo, None, None, None, tmp_path / "b", resume=True, progress=False, tensorboard=False)
+    assert done["state"] == "complete" and done["updates"] == 2  # the resumed run keeps the same plan

@@ -27,6 +27,7 @@ class Phase(NamedTuple):
     num_updates: int  # a whole number of chunks
     updates_per_chunk: int  # a checkpoint, metrics and progress follow each chunk
     steps_per_update: int  # environment steps one update takes (for budgets and curves)
+    first_start_only: bool = False  # skipped by a run started from another's state (`--init-from`)
 
 
 class Train(NamedTuple):

@@ -325,7 +325,11 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
         num_episodes = info["episodes"]
         config = build(algo.config, info["config"], source=f"{run_dir / RUN_FILE}")
     trainer, init, chunks = programs(algo, config, family, num_episodes)
-    plan = Plan(trainer.phases)
+    # A run started from another's state skips the phases that only a first start runs.
+    started_from = start is not None or (resume and "init_from" in info)
+    active = [i for i, p in enumerate(trainer.phases) if not (started_from and p.first_start_only)]
+    phases = [trainer.phases[i] for i in active]
+    plan = Plan(phases)
     keys = seed_keys(config)
     ckpt_path = run_dir / CHECKPOINT_FILE
 
@@ -355,7 +359,7 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
         compile_s = float(meta.get("compile_s", 0.0))
         log(f"resuming {run_dir} at update {done_updates}/{plan.num_updates}")
     else:
-        first = trainer.phases[0]
+        first = phases[0]
         info = {
             "run_format": RUN_FORMAT,
             "algorithm_name": algo.name,
@@ -369,7 +373,7 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
             "steps_per_update": first.steps_per_update,
             "updates_per_chunk": first.updates_per_chunk,
             "phases": [{"name": p.name, "num_updates": p.num_updates, "updates_per_chunk": p.updates_per_chunk,
-                        "steps_per_update": p.steps_per_update} for p in trainer.phases],
+                        "steps_per_update": p.steps_per_update} for p in phases],
             "train_tasks": (start.train_tasks if start is not None and start.train_tasks is not None
                             else _train_tasks_info(algo, config, family)),
             **(start.record if start is not None else {}),
@@ -392,10 +396,10 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
             if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
                 break
             index = plan.phase_at(done_updates)
-            phase = trainer.phases[index]
+            phase = phases[index]
             n = phase.updates_per_chunk
             t0 = time.perf_counter()
-            executable = compiled_chunk(chunks[index], state, n)
+            executable = compiled_chunk(chunks[active[index]], state, n)
             compile_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             new_state, metrics = executable(state)
@@ -412,7 +416,7 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
             state = new_state
             train_wall += elapsed
             metrics_log.write(done_updates + 1, plan.env_steps, train_wall, metrics,
-                              phase=phase.name if len(trainer.phases) > 1 else None)
+                              phase=phase.name if len(phases) > 1 else None)
             done_updates += n
             checkpoint.save(ckpt_path, state, {"update": done_updates, "train_wall_s": train_wall, "compile_s": compile_s,
                                                "config_hash": config_hash(info)})
@@ -421,7 +425,7 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
             if bar is not None:
                 shown = algo.progress_metric if algo.progress_metric in metrics else algo.finite_metrics[0]
                 value = float(np.mean(metrics[shown][-1])) if shown in metrics else float("nan")
-                stage = f"{phase.name}: " if len(trainer.phases) > 1 else ""
+                stage = f"{phase.name}: " if len(phases) > 1 else ""
                 bar.set_postfix_str(f"{stage}{n * phase.steps_per_update / elapsed:,.0f} steps/s, {shown} {value:.2f}")
                 bar.update(n)
     finally:

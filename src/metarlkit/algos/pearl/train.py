@@ -6,7 +6,8 @@ Two phases, each compiled whole (collection, buffer writes and gradient steps; t
 and checkpoints):
 
   initial  one update: every training task gets `initial_steps` of data with z from the prior,
-           into both buffers (oyster's first iteration);
+           into both buffers (oyster's first iteration); a run started from another's state
+           (`--init-from`) has its buffers already and skips it;
   train    `iterations` updates, each:
            1. collect: `tasks_per_iteration` distinct training tasks; each task's encoder buffer
               is cleared, then one trial of the PEARL agent with sampled actions: `prior_steps`
@@ -256,7 +257,8 @@ def make_train(config: PEARLConfig, family: TaskFamily, num_episodes: int | None
     num_updates = math.ceil(config.iterations / per_chunk) * per_chunk
     phases = []
     if e_init:
-        phases.append(Phase("initial", chunk_of(initial_update), 1, 1, num_tasks * e_init * horizon))
+        phases.append(Phase("initial", chunk_of(initial_update), 1, 1, num_tasks * e_init * horizon,
+                            first_start_only=True))
     phases.append(Phase("train", chunk_of(train_update), num_updates, per_chunk,
                         config.tasks_per_iteration * e_iter * horizon))
 
