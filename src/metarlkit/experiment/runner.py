@@ -325,9 +325,13 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
         num_episodes = info["episodes"]
         config = build(algo.config, info["config"], source=f"{run_dir / RUN_FILE}")
     trainer, init, chunks = programs(algo, config, family, num_episodes)
-    # A run started from another's state skips the phases that only a first start runs.
-    started_from = start is not None or (resume and "init_from" in info)
-    active = [i for i, p in enumerate(trainer.phases) if not (started_from and p.first_start_only)]
+    # A run started from another's state skips the phases that only a first start runs; a resumed
+    # run runs the phases its run.json lists (as it was started).
+    if resume and "phases" in info:
+        recorded = [p["name"] for p in info["phases"]]
+        active = [i for i, p in enumerate(trainer.phases) if p.name in recorded]
+    else:
+        active = [i for i, p in enumerate(trainer.phases) if not (start is not None and p.first_start_only)]
     phases = [trainer.phases[i] for i in active]
     plan = Plan(phases)
     keys = seed_keys(config)
