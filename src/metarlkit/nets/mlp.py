@@ -49,19 +49,26 @@ def num_layers(params: dict) -> int:
     return sum(1 for name in params if name.startswith("w"))
 
 
+def mlp(params: dict[str, jax.Array], x: jax.Array, activation: str = "relu") -> jax.Array:
+    """The network's output [..., out] at x [..., in]: the affine layers `w0, b0, ...` with
+    `activation` between them and none after the last."""
+    act = ACTIVATIONS[activation]
+    h = x.astype(jnp.float32)
+    n = num_layers(params)
+    for i in range(n):
+        h = h @ params[f"w{i}"] + params[f"b{i}"]
+        if i < n - 1:
+            h = act(h)
+    return h
+
+
 def mlp_policy(params: dict, obs: jax.Array, activation: str = "tanh", min_log_std: float = -20.0):
     """The policy's distribution at `obs` ([..., obs_size] -> leaves [..., A]).
 
     A Gaussian (mean = the last layer's output, std = exp(log_std), clipped below at
     exp(min_log_std)) when `params` has `log_std`, else a categorical over the last layer's logits.
     """
-    act = ACTIVATIONS[activation]
-    h = obs.astype(jnp.float32)
-    n = num_layers(params)
-    for i in range(n):
-        h = h @ params[f"w{i}"] + params[f"b{i}"]
-        if i < n - 1:
-            h = act(h)
+    h = mlp(params, obs, activation)
     if "log_std" in params:
         log_std = jnp.maximum(params["log_std"], min_log_std)
         return DiagGaussian(h, jnp.broadcast_to(log_std, h.shape))

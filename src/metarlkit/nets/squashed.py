@@ -30,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from metarlkit.nets.mlp import ACTIVATIONS, num_layers
+from metarlkit.nets.mlp import mlp  # noqa: F401  (re-exported: the apply of init_mlp's params)
 
 # The range oyster clamps the policy's log standard deviation to (rlkit/torch/sac/policies.py,
 # LOG_SIG_MIN and LOG_SIG_MAX): exp(2) ~ 7.4 is already wide in pre-tanh units, and exp(-20) keeps
@@ -150,16 +150,3 @@ def init_mlp(key: jax.Array, sizes: tuple[int, ...], *, final_scale: float = 3e-
             params[f"w{i}"] = jax.random.uniform(key_w, (n_in, n_out), jnp.float32, -bound, bound)
             params[f"b{i}"] = jnp.full((n_out,), hidden_bias, jnp.float32)
     return params
-
-
-def mlp(params: dict[str, jax.Array], x: jax.Array, activation: str = "relu") -> jax.Array:
-    """The network's output [..., out] at x [..., in]: affine layers with `activation` between
-    them and none after the last (rlkit's SAC networks use ReLU)."""
-    act = ACTIVATIONS[activation]
-    h = x.astype(jnp.float32)
-    n = num_layers(params)
-    for i in range(n):
-        h = h @ params[f"w{i}"] + params[f"b{i}"]
-        if i < n - 1:
-            h = act(h)
-    return h
