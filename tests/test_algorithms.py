@@ -157,6 +157,10 @@ def test_the_registry_rejects_duplicates_and_names_what_exists():
         algos.get("rl3")
     with pytest.raises(ValueError, match="needs the fields seed and seeds"):
         dataclasses.replace(TOY, name="no-seeds", config=dataclasses.make_dataclass("C", [("x", int, 0)]))
+    with pytest.raises(ValueError, match="agent option 'nosuch' is not a config field"):
+        dataclasses.replace(TOY, agent_options=("nosuch",))
+    with pytest.raises(ValueError, match="agent option 'seed' is not a config field"):
+        dataclasses.replace(TOY, agent_options=("seed",))
 
 
 def test_a_fixed_training_set_is_the_train_splits_prefix(tmp_path):

@@ -94,7 +94,7 @@ BAD = [
     (["train", "nosuch"], "invalid choice"),
     (["evaluate", "--agent", "{run}", "--task", "bernoulli-bandit:arms=3", "--episodes", "3"], "cannot act on"),
     (["evaluate", "--agent", "{run}:seed=5"], "has seeds 0..1"),
-    (["evaluate", "--agent", "{run}:temperature=2"], "takes only the option 'seed'"),
+    (["evaluate", "--agent", "{run}:temperature=2"], "takes the options seed; got 'temperature'"),
     (["evaluate", "--agent", "{tmp}"], "not a training run"),
     (["plot", "{tmp}"], "not a training run"),
 ]

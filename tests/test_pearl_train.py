@@ -56,21 +56,48 @@ def test_an_iteration_clears_the_sampled_tasks_encoder_data_and_keeps_only_conte
     assert all(changed)
 
 
-def test_a_run_started_from_another_skips_the_initial_collection(tmp_path):
-    """`--init-from`: the buffers come with the state, so the first-start-only phase is not run."""
-    import json
-
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
     from metarlkit import algos
     from metarlkit.experiment import train
 
     algo, family = algos.get("pearl"), tasks.make("point-navigation", variant="sparse")
     config = build(PEARLConfig, PRESETS["tiny"])
-    first = train(algo, config, family, 2, tmp_path / "a", progress=False, tensorboard=False)
+    path = tmp_path_factory.mktemp("pearl") / "a"
+    status = train(algo, config, family, 2, path, progress=False, tensorboard=False)
+    return algo, config, family, path, status
+
+
+def test_a_run_started_from_another_skips_the_initial_collection(tiny_run, tmp_path):
+    """`--init-from`: the buffers come with the state, so the first-start-only phase is not run."""
+    import json
+
+    from metarlkit.experiment import train
+
+    algo, config, family, first_dir, first = tiny_run
     assert first["updates"] == 3  # initial + 2 iterations
-    again = train(algo, config, family, 2, tmp_path / "b", progress=False, tensorboard=False, init_from=tmp_path / "a",
+    again = train(algo, config, family, 2, tmp_path / "b", progress=False, tensorboard=False, init_from=first_dir,
                   stop_after_chunks=1)
     info = json.loads((tmp_path / "b" / "run.json").read_text())
     assert [p["name"] for p in info["phases"]] == ["train"] and info["num_updates"] == 2
     assert again["updates"] == 1
     done = train(algo, None, None, None, tmp_path / "b", resume=True, progress=False, tensorboard=False)
     assert done["state"] == "complete" and done["updates"] == 2  # the resumed run keeps the same plan
+
+
+def test_a_run_is_evaluated_with_other_evaluation_only_options(tiny_run):
+    """`RUN:prior_episodes=N`: the same trained parameters, another agent; training options refused."""
+    from metarlkit.experiment import load
+    from metarlkit.experiment.runner import RunDirError
+
+    _, config, _, path, _ = tiny_run
+    plain = load(path)
+    other = load(path, agent_options={"prior_episodes": "3", "posterior_update": "step"})
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, plain.params, other.params))
+    assert other.hyperparameters["agent_options"] == {"prior_episodes": 3, "posterior_update": "step"}
+    assert "agent_options" not in plain.hyperparameters and config.prior_episodes != 3
+    assert other.name.endswith(":seed=0,posterior_update=step,prior_episodes=3")
+    with pytest.raises(RunDirError, match="takes the options seed, prior_episodes, posterior_update; got 'kl_weight'"):
+        load(path, agent_options={"kl_weight": "2"})
+    with pytest.raises(RunDirError, match="posterior_update"):
+        load(path, agent_options={"posterior_update": "never"})

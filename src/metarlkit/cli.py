@@ -212,7 +212,8 @@ def _check_tasks(split: str, num_tasks: int, tune_tasks: int, family=None) -> No
 
 
 def _split_agent_spec(spec: str):
-    """(run directory, seed) when `spec` names a training run (`RUN_DIR[:seed=N]`), else None."""
+    """(run directory, seed, agent options) when `spec` names a training run
+    (`RUN_DIR[:seed=N,OPTION=VALUE,...]`, the options its algorithm declares), else None."""
     from metarlkit.experiment import is_run_dir
     from metarlkit.specs import parse_spec
 
@@ -226,14 +227,12 @@ def _split_agent_spec(spec: str):
         raise UsageError(f"{path!r} is both a run directory here and the classic agent {path!r}; "
                          f"write ./{path} for the run, or run from another directory for the agent")
     _, options = parse_spec("run:" + rest if rest else "run")
-    unknown = sorted(set(options) - {"seed"})
-    if unknown:
-        raise UsageError(f"a run directory takes only the option 'seed', got {unknown[0]!r} (e.g. {path}:seed=1)")
+    raw = options.pop("seed", 0)
     try:
-        seed = int(options.get("seed", 0))
+        seed = int(raw)
     except ValueError:
-        raise UsageError(f"seed must be a whole number, got {options['seed']!r}") from None
-    return path, seed
+        raise UsageError(f"seed must be a whole number, got {raw!r}") from None
+    return path, seed, options  # the options are checked against the algorithm by load
 
 
 def _is_classic_agent(name: str) -> bool:
@@ -250,9 +249,9 @@ def _load_run(spec: str):
     from metarlkit.experiment import load
     from metarlkit.experiment.runner import RunDirError
 
-    path, seed = _split_agent_spec(spec)
+    path, seed, options = _split_agent_spec(spec)
     try:
-        return load(path, seed=seed)
+        return load(path, seed=seed, agent_options=options)
     except RunDirError as err:
         raise UsageError(str(err)) from None
 

@@ -108,6 +108,9 @@ class Algorithm:
         a run starts from another's checkpoint (`train --init-from RUN --adapt-to FILE`; EPOpt's
         source-distribution update). `info` is plain JSON recorded in run.json; its 'message' (one
         line) is shown. Raises a one-line ValueError when the state or recording cannot be adapted.
+      agent_options: config fields that only shape how the trained agent acts at evaluation, never
+        training or the train state (PEARL's prior episodes): a run is evaluated with other values
+        as `RUN_DIR:NAME=VALUE,...`, and the values used are recorded beside the training config.
     """
 
     name: str
@@ -127,6 +130,7 @@ class Algorithm:
     divergence_hint: str = "the step sizes"
     action_spaces: tuple[str, ...] = ACTION_SPACES
     adapt: Callable[..., Any] | None = None
+    agent_options: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.name or not all(c.isalnum() or c == "-" for c in self.name):
@@ -137,6 +141,9 @@ class Algorithm:
         if missing:
             raise ValueError(f"{self.name}: its config needs the fields seed and seeds (runs train seeds "
                              f"seed .. seed + seeds - 1 at once); {', '.join(sorted(missing))} missing")
+        bad = sorted(set(self.agent_options) - ({f.name for f in dataclasses.fields(self.config)} - {"seed", "seeds"}))
+        if bad:
+            raise ValueError(f"{self.name}: agent option {bad[0]!r} is not a config field (seed and seeds are not options)")
         unknown = sorted(set(self.action_spaces) - set(ACTION_SPACES))
         if not self.action_spaces or unknown:
             raise ValueError(f"{self.name}: action_spaces must be some of {', '.join(ACTION_SPACES)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,10 +42,12 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / RUN_FILE).is_file()
 
 
-def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
+def load(run_dir: str | os.PathLike, seed: int = 0, agent_options: dict[str, Any] | None = None) -> TrainedAgent:
     """The agent trained in `run_dir` (seed index `seed` of a multi-seed run), from its checkpoint.
 
-    A run still in progress loads its latest checkpoint.
+    A run still in progress loads its latest checkpoint. `agent_options` (values or strings) set
+    the algorithm's declared evaluation-only options (`Algorithm.agent_options`, e.g. PEARL's
+    `prior_episodes`); the result's hyperparameters record them as `agent_options`.
     """
     from metarlkit import algos, tasks
 
@@ -56,6 +59,9 @@ def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
         raise RunDirError(f"{run_dir} was trained with algorithm {name!r}, which is not registered here "
                           f"(registered: {', '.join(algos.names())}); register it before loading the run") from None
     config = build(algo.config, info["config"], source=str(Path(run_dir) / RUN_FILE))
+    options = dict(agent_options or {})
+    if options:
+        config = _with_agent_options(algo, config, options, run_dir)
     if not isinstance(seed, int) or not 0 <= seed < config.seeds:
         raise RunDirError(f"{run_dir} has seeds 0..{config.seeds - 1}; got seed={seed!r}")
     family = tasks.from_spec(info["task"])
@@ -67,14 +73,33 @@ def load(run_dir: str | os.PathLike, seed: int = 0) -> TrainedAgent:
         raise RunDirError(str(err)) from None
     check_config_hash(run_dir, info, meta)
     params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), trainer.trained_params(state))
+    chosen = {k: getattr(config, k) for k in options}
     return TrainedAgent(
         agent=trainer.agent,
         params=params,
         family=family,
         num_episodes=info["episodes"],
-        name=f"{algo.name}({os.path.normpath(str(run_dir))}):seed={seed}",
-        hyperparameters=info["config"],
+        name=f"{algo.name}({os.path.normpath(str(run_dir))}):seed={seed}"
+             + "".join(f",{k}={v}" for k, v in sorted(chosen.items())),
+        hyperparameters={**info["config"], **({"agent_options": chosen} if chosen else {})},
         info=info,
         status=read_status(run_dir),
         run_dir=str(run_dir),
     )
+
+
+def _with_agent_options(algo, config, options: dict[str, Any], run_dir):
+    """`config` with the evaluation-only options set; RunDirError (one line) for any other name
+    or a bad value."""
+    from metarlkit.specs import SpecError
+
+    allowed = algo.agent_options
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = ", ".join(("seed",) + tuple(allowed))
+        raise RunDirError(f"a {algo.name} run takes the options {takes}; got {unknown[0]!r} "
+                          f"(training options are fixed by the run: train another with them)")
+    try:
+        return build(algo.config, dataclasses.asdict(config), options, source=f"{run_dir} agent")
+    except (SpecError, ValueError) as err:
+        raise RunDirError(str(err)) from None
