@@ -94,7 +94,10 @@ BAD = [
     (["train", "nosuch"], "invalid choice"),
     (["evaluate", "--agent", "{run}", "--task", "bernoulli-bandit:arms=3", "--episodes", "3"], "cannot act on"),
     (["evaluate", "--agent", "{run}:seed=5"], "has seeds 0..1"),
-    (["evaluate", "--agent", "{run}:temperature=2"], "takes the options seed; got 'temperature'"),
+    (["evaluate", "--agent", "{run}:temperature=2"], "takes the options seed, update; got 'temperature'"),
+    (["evaluate", "--agent", "{run}:update=x"], "update must be a whole number, got 'x'"),
+    (["evaluate", "--agent", "{run}:update=4"], "kept no snapshots (train with --snapshots"),
+    (["train", "rl2", "--resume", "{run}", "--snapshots"], "--snapshots is chosen when a run starts"),
     (["evaluate", "--agent", "{tmp}"], "not a training run"),
     (["plot", "{tmp}"], "not a training run"),
 ]

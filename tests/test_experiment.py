@@ -126,3 +126,29 @@ def test_a_checkpoint_of_another_shape_is_a_clear_error(full_run, tmp_path):
     (tmp_path / "bad.msgpack").write_bytes(b"\x00garbage")
     with pytest.raises(checkpoint.CheckpointError, match="unreadable|format"):
         checkpoint.load(tmp_path / "bad.msgpack", template)
+
+
+def test_snapshots_keep_every_chunks_parameters_across_a_resume(full_run, tmp_path):
+    """`--snapshots`: the trained parameters at the start and after each chunk, loadable as
+    `RUN:update=N`; a resumed run keeps writing them; the last equals the final checkpoint's."""
+    from metarlkit.experiment.runner import budget_text, snapshot_updates
+
+    run_dir, _ = full_run
+    snap = tmp_path / "snap"
+    train(rl2.ALGORITHM, CONFIG, FAMILY, EPISODES, snap, progress=False, tensorboard=False, stop_after_chunks=1,
+          snapshots=True)
+    assert snapshot_updates(snap) == [0, 4]
+    train(rl2.ALGORITHM, None, None, None, snap, resume=True, progress=False, tensorboard=False)
+    assert snapshot_updates(snap) == [0, 4, 8, 12]
+    final, last, first = load(run_dir, seed=1), load(snap, seed=1, update=12), load(snap, seed=1, update=0)
+    for x, y in zip(jax.tree_util.tree_leaves(final.params), jax.tree_util.tree_leaves(last.params)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(jax.tree_util.tree_leaves(first.params)[0], jax.tree_util.tree_leaves(last.params)[0])
+    middle = load(snap, update=4)
+    assert middle.name.endswith(":seed=0,update=4")
+    assert middle.status["state"] == "snapshot" and middle.status["env_steps"] == 4 * 160
+    assert budget_text(snap, middle.status).startswith("0.0M env steps (4 updates, 2 seeds)")
+    with pytest.raises(RunDirError, match=r"no snapshot at update 5; it has updates 0, 4, 8, 12 \(last 12\)"):
+        load(snap, update=5)
+    with pytest.raises(RunDirError, match="kept no snapshots .*--snapshots"):
+        load(run_dir, update=4)

@@ -97,7 +97,7 @@ def test_a_run_is_evaluated_with_other_evaluation_only_options(tiny_run):
     assert other.hyperparameters["agent_options"] == {"prior_episodes": 3, "posterior_update": "step"}
     assert "agent_options" not in plain.hyperparameters and config.prior_episodes != 3
     assert other.name.endswith(":seed=0,posterior_update=step,prior_episodes=3")
-    with pytest.raises(RunDirError, match="takes the options seed, prior_episodes, posterior_update; got 'kl_weight'"):
+    with pytest.raises(RunDirError, match="takes the options seed, update, prior_episodes, posterior_update; got 'kl_weight'"):
         load(path, agent_options={"kl_weight": "2"})
     with pytest.raises(RunDirError, match="posterior_update"):
         load(path, agent_options={"posterior_update": "never"})

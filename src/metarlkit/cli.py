@@ -212,8 +212,9 @@ def _check_tasks(split: str, num_tasks: int, tune_tasks: int, family=None) -> No
 
 
 def _split_agent_spec(spec: str):
-    """(run directory, seed, agent options) when `spec` names a training run
-    (`RUN_DIR[:seed=N,OPTION=VALUE,...]`, the options its algorithm declares), else None."""
+    """(run directory, seed, update, agent options) when `spec` names a training run
+    (`RUN_DIR[:seed=N,update=U,OPTION=VALUE,...]`: a seed, a snapshot, the evaluation-only options
+    its algorithm declares), else None."""
     from metarlkit.experiment import is_run_dir
     from metarlkit.specs import parse_spec
 
@@ -227,12 +228,14 @@ def _split_agent_spec(spec: str):
         raise UsageError(f"{path!r} is both a run directory here and the classic agent {path!r}; "
                          f"write ./{path} for the run, or run from another directory for the agent")
     _, options = parse_spec("run:" + rest if rest else "run")
-    raw = options.pop("seed", 0)
-    try:
-        seed = int(raw)
-    except ValueError:
-        raise UsageError(f"seed must be a whole number, got {raw!r}") from None
-    return path, seed, options  # the options are checked against the algorithm by load
+    numbers = {}
+    for name in ("seed", "update"):
+        raw = options.pop(name, None)
+        try:
+            numbers[name] = None if raw is None else int(raw)
+        except ValueError:
+            raise UsageError(f"{name} must be a whole number, got {raw!r}") from None
+    return path, numbers["seed"] or 0, numbers["update"], options  # options: checked against the algorithm by load
 
 
 def _is_classic_agent(name: str) -> bool:
@@ -249,9 +252,9 @@ def _load_run(spec: str):
     from metarlkit.experiment import load
     from metarlkit.experiment.runner import RunDirError
 
-    path, seed, options = _split_agent_spec(spec)
+    path, seed, update, options = _split_agent_spec(spec)
     try:
-        return load(path, seed=seed, agent_options=options)
+        return load(path, seed=seed, agent_options=options, update=update)
     except RunDirError as err:
         raise UsageError(str(err)) from None
 
@@ -396,7 +399,7 @@ def _evaluate_entry(entry, resolved, family, episodes, args, distribution=None):
     if isinstance(entry, _Trained):
         from metarlkit.experiment.runner import budget_text
 
-        result.extra["training_budget"] = budget_text(entry.trained.run_dir)
+        result.extra["training_budget"] = budget_text(entry.trained.run_dir, entry.trained.status)
         result.extra["training_status"] = entry.trained.status
     result.wall_time_s = time.perf_counter() - start
     return result
@@ -738,6 +741,8 @@ def cmd_train(args) -> int:
 
     algo = algos.get(args.algorithm)
     overrides = {k[len("cfg_"):]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    if args.snapshots and args.resume:
+        raise UsageError("--snapshots is chosen when a run starts (a resumed run keeps its choice); drop it")
     if args.accept_config_change and not args.resume:
         raise UsageError("--accept-config-change goes with --resume RUN_DIR")
     if args.adapt_to and not args.init_from:
@@ -812,7 +817,7 @@ def cmd_train(args) -> int:
         status = train(algo, config, family, episodes, run_dir, resume=bool(args.resume),
                        progress=not args.no_progress, tensorboard=not args.no_tensorboard,
                        preset=None if args.resume else preset, accept_config_change=args.accept_config_change,
-                       init_from=args.init_from, adapt_to=args.adapt_to)
+                       init_from=args.init_from, adapt_to=args.adapt_to, snapshots=args.snapshots)
     except ValueError as err:  # RunDirError, or a run that cannot fit (checked before any work)
         raise UsageError(str(err)) from None
     except TrainingDiverged as err:
@@ -1014,6 +1019,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--config", metavar="FILE", help="JSON or TOML file of options (a run's run.json works too)")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         q.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+        q.add_argument("--snapshots", action="store_true",
+                       help="also keep the trained parameters at the start and after every chunk (RUN_DIR/snapshots/), "
+                            "to score any of them: --agent RUN_DIR:update=N")
         _add_config_options(q, algo.config)
         q.set_defaults(func=cmd_train)
 

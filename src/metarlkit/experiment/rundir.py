@@ -21,6 +21,8 @@ from metarlkit.experiment.runner import (
     read_run,
     read_status,
     seed_keys,
+    snapshot_path,
+    snapshot_updates,
 )
 
 
@@ -42,12 +44,15 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / RUN_FILE).is_file()
 
 
-def load(run_dir: str | os.PathLike, seed: int = 0, agent_options: dict[str, Any] | None = None) -> TrainedAgent:
+def load(run_dir: str | os.PathLike, seed: int = 0, agent_options: dict[str, Any] | None = None,
+         update: int | None = None) -> TrainedAgent:
     """The agent trained in `run_dir` (seed index `seed` of a multi-seed run), from its checkpoint.
 
     A run still in progress loads its latest checkpoint. `agent_options` (values or strings) set
     the algorithm's declared evaluation-only options (`Algorithm.agent_options`, e.g. PEARL's
-    `prior_episodes`); the result's hyperparameters record them as `agent_options`.
+    `prior_episodes`); the result's hyperparameters record them as `agent_options`. `update` loads
+    the parameters kept at that update by a run trained with snapshots (`train --snapshots`); its
+    status is then the snapshot's (state 'snapshot', its updates, env steps and wall time).
     """
     from metarlkit import algos, tasks
 
@@ -72,7 +77,11 @@ def load(run_dir: str | os.PathLike, seed: int = 0, agent_options: dict[str, Any
     except checkpoint.CheckpointError as err:
         raise RunDirError(str(err)) from None
     check_config_hash(run_dir, info, meta)
-    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), trainer.trained_params(state))
+    status = read_status(run_dir)
+    trained = trainer.trained_params(state)
+    if update is not None:
+        trained, status = _snapshot(run_dir, info, trained, update)
+    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x[seed]), trained)
     chosen = {k: getattr(config, k) for k in options}
     return TrainedAgent(
         agent=trainer.agent,
@@ -80,10 +89,10 @@ def load(run_dir: str | os.PathLike, seed: int = 0, agent_options: dict[str, Any
         family=family,
         num_episodes=info["episodes"],
         name=f"{algo.name}({os.path.normpath(str(run_dir))}):seed={seed}"
-             + "".join(f",{k}={v}" for k, v in sorted(chosen.items())),
+             + "".join(f",{k}={v}" for k, v in sorted(chosen.items())) + ("" if update is None else f",update={update}"),
         hyperparameters={**info["config"], **({"agent_options": chosen} if chosen else {})},
         info=info,
-        status=read_status(run_dir),
+        status=status,
         run_dir=str(run_dir),
     )
 
@@ -96,10 +105,28 @@ def _with_agent_options(algo, config, options: dict[str, Any], run_dir):
     allowed = algo.agent_options
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        takes = ", ".join(("seed",) + tuple(allowed))
+        takes = ", ".join(("seed", "update") + tuple(allowed))
         raise RunDirError(f"a {algo.name} run takes the options {takes}; got {unknown[0]!r} "
                           f"(training options are fixed by the run: train another with them)")
     try:
         return build(algo.config, dataclasses.asdict(config), options, source=f"{run_dir} agent")
     except (SpecError, ValueError) as err:
         raise RunDirError(str(err)) from None
+
+
+def _snapshot(run_dir, info, template, update: int):
+    """(every seed's trained parameters kept at `update`, the snapshot's status)."""
+    kept = snapshot_updates(run_dir)
+    if update not in kept:
+        if not kept:
+            raise RunDirError(f"{run_dir} kept no snapshots (train with --snapshots to keep the parameters after every chunk)")
+        shown = ", ".join(map(str, kept[:8])) + (", ..." if len(kept) > 8 else "")
+        raise RunDirError(f"{run_dir} has no snapshot at update {update}; it has updates {shown} (last {kept[-1]})")
+    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), template)
+    try:
+        params, meta = checkpoint.load(snapshot_path(run_dir, update), shapes)
+    except checkpoint.CheckpointError as err:
+        raise RunDirError(str(err)) from None
+    check_config_hash(run_dir, info, meta)
+    return params, {"state": "snapshot", "updates": int(meta["update"]), "env_steps": int(meta["env_steps"]),
+                    "train_wall_s": float(meta.get("train_wall_s", 0.0))}

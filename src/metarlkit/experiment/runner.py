@@ -9,6 +9,9 @@ Layout of a run directory:
   checkpoint.msgpack   the whole train state after the last good chunk (written atomically)
   metrics.csv/.jsonl   one row per (update, seed)
   tensorboard/seedN/   TensorBoard event files
+  snapshots/           with `--snapshots`: the trained parameters (every seed's, nothing else) at
+                       the start and after every chunk, `update-0000060.msgpack`, so any of them
+                       is scored by the common evaluator (`RUN_DIR:update=60`)
 
 A run is a fixed sequence of chunks (of each phase's `updates_per_chunk` updates, phase after
 phase); a checkpoint follows every chunk. `--resume` reloads the checkpoint and runs the remaining chunks
@@ -40,6 +43,7 @@ from metarlkit.utils import software_provenance, write_json
 RUN_FILE = "run.json"
 STATUS_FILE = "status.json"
 CHECKPOINT_FILE = "checkpoint.msgpack"
+SNAPSHOT_DIR = "snapshots"
 RUN_FORMAT = 2  # run.json layout: 2 adds run_format, phases and train_tasks (1: before them)
 
 
@@ -154,6 +158,7 @@ def train(
     accept_config_change: bool = False,
     init_from: str | os.PathLike | None = None,
     adapt_to: str | os.PathLike | None = None,
+    snapshots: bool = False,
 ) -> dict[str, Any]:
     """Trains a registered algorithm and writes the run directory.
 
@@ -176,6 +181,9 @@ def train(
         in run.json's `init_from`.
       adapt_to: with `init_from`, a recording (`metarlkit.recording`) of a target: each seed's start
         state is first moved toward it by the algorithm's `adapt` (recorded in run.json's `adapted_to`).
+      snapshots: also keep the trained parameters at the start and after every chunk
+        (`snapshots/`, read by `load(run_dir, update=N)`); recorded in run.json, so a resumed run
+        keeps them too.
 
     Returns:
       The final status dict (also in status.json).
@@ -204,7 +212,7 @@ def train(
         if not resume:
             _check_new_run_dir(run_dir)  # again under the lock: another trainer may have started it
         return _train_locked(algo, config, family, num_episodes, run_dir, resume, progress, tensorboard,
-                             stop_after_chunks, log, preset, accept_config_change, start)
+                             stop_after_chunks, log, preset, accept_config_change, start, snapshots)
 
 
 MEMORY_FRACTION = 0.8  # of the machine's memory a train state may take (the chunk's work needs the rest)
@@ -313,8 +321,24 @@ def _start_from(algo, config, family, num_episodes: int, source: Path, adapt_to,
     return StartState(state, record, train_tasks)
 
 
+def snapshot_path(run_dir, update: int) -> Path:
+    return Path(run_dir) / SNAPSHOT_DIR / f"update-{update:07d}.msgpack"
+
+
+def snapshot_updates(run_dir) -> list[int]:
+    """The updates a run kept snapshots at, in order."""
+    folder = Path(run_dir) / SNAPSHOT_DIR
+    found = []
+    for p in folder.glob("update-*.msgpack") if folder.is_dir() else ():
+        digits = p.stem.partition("-")[2]
+        if digits.isdigit():
+            found.append(int(digits))
+    return sorted(found)
+
+
 def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, progress, tensorboard,
-                  stop_after_chunks, log, preset, accept_config_change, start=None) -> dict[str, Any]:
+                  stop_after_chunks, log, preset, accept_config_change, start=None,
+                  snapshots: bool = False) -> dict[str, Any]:
     if resume:
         info = read_run(run_dir)
         from metarlkit import tasks
@@ -380,6 +404,7 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
                         "steps_per_update": p.steps_per_update} for p in phases],
             "train_tasks": (start.train_tasks if start is not None and start.train_tasks is not None
                             else _train_tasks_info(algo, config, family)),
+            **({"snapshots": True} if snapshots else {}),
             **(start.record if start is not None else {}),
             "created": _now(),
             "provenance": _provenance(),
@@ -389,6 +414,16 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
         done_updates, train_wall, compile_s = 0, 0.0, 0.0
         checkpoint.save(ckpt_path, state, {"update": 0, "train_wall_s": 0.0, "compile_s": 0.0,
                                            "config_hash": config_hash(info)})
+
+    def snapshot(updates: int, wall: float) -> None:
+        if info.get("snapshots"):
+            snapshot_path(run_dir, updates).parent.mkdir(exist_ok=True)
+            checkpoint.save(snapshot_path(run_dir, updates), trainer.trained_params(state),
+                            {"update": updates, "env_steps": plan.env_steps(updates), "train_wall_s": wall,
+                             "config_hash": config_hash(info)})
+
+    if not resume:
+        snapshot(0, 0.0)
 
     metrics_log = MetricsLog(run_dir, config.seeds, tensorboard=tensorboard)
     metrics_log.truncate(done_updates)
@@ -422,6 +457,7 @@ def _train_locked(algo, config, family, num_episodes, run_dir: Path, resume, pro
             metrics_log.write(done_updates + 1, plan.env_steps, train_wall, metrics,
                               phase=phase.name if len(phases) > 1 else None)
             done_updates += n
+            snapshot(done_updates, train_wall)  # before the checkpoint: a resumed run rewrites it identically
             checkpoint.save(ckpt_path, state, {"update": done_updates, "train_wall_s": train_wall, "compile_s": compile_s,
                                                "config_hash": config_hash(info)})
             status = _write_status(run_dir, "running", done_updates, plan, train_wall, compile_s)
@@ -554,9 +590,11 @@ def _provenance() -> dict[str, Any]:
     return {**software_provenance(), "cpu_count": os.cpu_count()}
 
 
-def budget_text(run_dir) -> str:
-    """One line on what a run cost: env steps, updates, seeds and training wall time."""
-    info, status = read_run(run_dir), read_status(run_dir)
+def budget_text(run_dir, status: dict[str, Any] | None = None) -> str:
+    """One line on what a run cost: env steps, updates, seeds and training wall time (`status`:
+    another status than status.json's, e.g. a snapshot's)."""
+    info = read_run(run_dir)
+    status = read_status(run_dir) if status is None else status
     steps = status.get("env_steps") or 0
     wall = status.get("train_wall_s") or 0.0
     seeds = info["config"].get("seeds", 1)

@@ -145,6 +145,16 @@ PRESETS: dict[str, dict] = {
                    "reward_scale": 100.0, "kl_weight": 1.0, "prior_episodes": 5, "iterations": 60,
                    "hidden_sizes": (128, 128), "encoder_sizes": (128, 128), "batch_size": 128,
                    "context_batch_size": 256, "meta_batch": 8},
+    # the dense point robot on this machine's CPU: paper-point with the cpu-sparse networks and
+    # batches (8 tasks x 128 transitions, contexts of 128) and 60 iterations
+    "cpu-point": {"train_tasks": 80, "initial_steps": 200, "prior_steps": 200, "extra_rl_steps": 200,
+                  "train_steps": 1000, "reward_scale": 100.0, "iterations": 60, "hidden_sizes": (128, 128),
+                  "encoder_sizes": (128, 128), "batch_size": 128, "context_batch_size": 128, "meta_batch": 8},
+    # point-robot-wind (20-step episodes, dynamics vary: s' goes to the encoder) with cpu-point's
+    # networks and batches: 80 training winds, 100 prior + 100 extra steps per sampled task
+    "cpu-wind": {"train_tasks": 80, "initial_steps": 200, "prior_steps": 100, "extra_rl_steps": 100,
+                 "train_steps": 1000, "reward_scale": 100.0, "iterations": 60, "hidden_sizes": (128, 128),
+                 "encoder_sizes": (128, 128), "batch_size": 128, "context_batch_size": 128, "meta_batch": 8},
     # a run of seconds through every part of training
     "tiny": {"hidden_sizes": (16,), "encoder_sizes": (16,), "latent_size": 2, "batch_size": 8, "context_batch_size": 8,
              "meta_batch": 2, "train_steps": 3, "iterations": 2, "train_tasks": 4, "tasks_per_iteration": 2,
