@@ -126,7 +126,10 @@ def main():
         cells = [f"{r[k]:.3f}" if r[k] is not None else "-" for k in ("found_before", "success", "spread_found",
                                                                         "spread_not_found")]
         print(f"| {r['episode']} | " + " | ".join(cells) + " |")
-    plot(rows, mean, var, success, min(args.show, args.num_tasks), args.out, f"{trained.name} on {family.spec()}")
+    from metarlkit.plotting import short_agent_name
+
+    plot(rows, mean, var, success, min(args.show, args.num_tasks), args.out,
+         f"{short_agent_name(trained.name)} on {family.spec()}, {args.num_tasks} test tasks")
     finish(rows, args.json, benchmark="pearl_posterior", run=args.run, agent=trained.name, task=family.spec(),
            episodes=args.episodes, num_tasks=args.num_tasks)
 

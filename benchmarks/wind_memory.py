@@ -1,7 +1,7 @@
 """What memory is worth on `point-robot-wind`: RL2 against a feed-forward policy and one told the wind.
 
     .venv/bin/python benchmarks/wind_memory.py [--out DIR] [--steps 20000000] [--seeds 3] \
-        [--hidden-size 64] [--episodes 2] [--num-tasks 1000] [--json FILE]
+        [--hidden-size 64] [--episodes 2] [--num-tasks 1000] [--also RUN[:options]]... [--json FILE]
 
 Trains three RL2 runs with the same PPO settings (`metarlkit train rl2`, `--seeds` seeds each,
 vmapped), differing only in what the policy can know:
@@ -16,6 +16,9 @@ the feed-forward-to-told gap that memory closes, (rl2 - feedforward) / (told - f
 95% interval from a paired bootstrap over tasks, beside the paired differences, the oracle (told
 the wind, optimal) and a hand-written memoryless controller (move by clip(1.9 (goal - position)),
 ignoring the wind), which shows how much of the gap a perfect memoryless policy could close.
+`--also RUN[:option=value,...]` (repeatable) scores another trained run on the same tasks, seed by
+seed (e.g. PEARL, with evaluation-only options such as `prior_episodes=0,posterior_update=step`),
+and reports its own fraction of the same gap, (run - feedforward) / (told - feedforward).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from _report import finish
 from metarlkit import baselines, evaluate, tasks
 from metarlkit.evaluation import mean_ci
 from metarlkit.experiment import load
+from metarlkit.experiment.runner import read_run
+from metarlkit.specs import parse_spec
 from metarlkit.tasks.tasksets import task_set
 
 VARIANTS = {  # name -> (task spec, core)
@@ -89,6 +94,8 @@ def main():
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--episodes", type=int, default=2, help="episodes per trial (training and test)")
     parser.add_argument("--num-tasks", type=int, default=1000)
+    parser.add_argument("--also", action="append", default=[], metavar="RUN[:options]",
+                        help="another trained run to score beside rl2 (evaluation-only options after ':')")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     out = Path(args.out)
@@ -102,6 +109,13 @@ def main():
     assert all(same), "observe_wind changed the test tasks"
 
     def score(name, seed):
+        if name not in VARIANTS:  # an --also run
+            path, _, rest = name.partition(":")
+            _, options = parse_spec("run:" + rest if rest else "run")
+            trained = load(path, min(seed, read_run(path)["config"].get("seeds", 1) - 1), agent_options=options)
+            res = evaluate(trained.agent, plain, trained.params, num_episodes=args.episodes, num_tasks=args.num_tasks,
+                           name=trained.name)
+            return res.total_reward
         trained = load(runs[name], seed)
         family = told_family if name == "told" else plain
         res = evaluate(trained.agent, family, trained.params, num_episodes=args.episodes, num_tasks=args.num_tasks,
@@ -121,6 +135,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for seed in range(args.seeds):
         r = {name: score(name, seed) for name in VARIANTS}
+        others = {name: score(name, seed) for name in args.also}
         ratio, low, high = bootstrap_ratio(r["rl2"], r["feedforward"], r["told"], seed=seed)
         stats = {name: mean_ci(x) for name, x in r.items()}
         d_mem, d_told = mean_ci(r["rl2"] - r["feedforward"]), mean_ci(r["told"] - r["feedforward"])
@@ -128,6 +143,13 @@ def main():
                "oracle": float(opt.mean()), "memoryless_controller": float(controller.mean()), "rl2_minus_feedforward": [float(d_mem[0]), float(d_mem[1])],
                "told_minus_feedforward": [float(d_told[0]), float(d_told[1])],
                "gap_closed": ratio, "gap_closed_ci95": [low, high]}
+        for name, x in others.items():
+            ratio_x, low_x, high_x = bootstrap_ratio(x, r["feedforward"], r["told"], seed=seed)
+            m, h = mean_ci(x)
+            row.setdefault("also", {})[name] = {"mean": float(m), "ci95": float(h), "gap_closed": ratio_x,
+                                                "gap_closed_ci95": [low_x, high_x]}
+            print(f"  seed {seed}, {name}: {m:.2f} ± {h:.2f}, gap closed {ratio_x:.2f} [{low_x:.2f}, {high_x:.2f}]",
+                  flush=True)
         rows.append(row)
         cells = " | ".join(f"{stats[n][0]:.2f} ± {stats[n][1]:.2f}" for n in VARIANTS)
         print(f"| {seed} | {cells} | {d_mem[0]:+.2f} ± {d_mem[1]:.2f} | "

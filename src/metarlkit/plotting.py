@@ -158,7 +158,7 @@ def plot_run(run_dirs: Sequence[str], out: str | None = None, *, num_tasks: int 
     return [path]
 
 
-def _short_agent_name(name: str) -> str:
+def short_agent_name(name: str) -> str:
     """A legend label: a run's agent name `algo(path/to/run):seed=N` as `algo(run):seed=N`."""
     import re
 
@@ -179,7 +179,7 @@ def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
         mean = np.array([p["total_reward"]["mean"] for p in agent["points"]])
         half = np.array([p["total_reward"]["ci95"] or 0.0 for p in agent["points"]])
         cvar = np.array([p["cvar"]["value"] for p in agent["points"]])
-        name = _short_agent_name(agent["agent"])
+        name = short_agent_name(agent["agent"])
         ax.plot(x, mean, "o-", color=color, label=f"{name} (mean)")
         ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2)
         ax.plot(x, cvar, "--", color=color, label=f"{name} (worst 10%)")

@@ -139,22 +139,26 @@ PRESETS: dict[str, dict] = {
     "paper-point": {"train_tasks": 80, "initial_steps": 200, "prior_steps": 200, "extra_rl_steps": 200,
                     "train_steps": 1000, "reward_scale": 100.0},
     # the sparse robot on this machine's CPU: paper-sparse with narrower networks (2 x 128), smaller
-    # batches (8 tasks x 128 transitions; contexts of 256) and 60 iterations: 6e4 gradient steps
+    # batches (8 tasks x 128 transitions; contexts of 256) and 300 iterations (3e5 gradient steps;
+    # success after the prior episodes stops rising before that, docs/pearl-results.md)
     "cpu-sparse": {"train_tasks": 80, "initial_steps": 200, "tasks_per_iteration": 10, "prior_steps": 100,
                    "posterior_steps": 900, "extra_rl_steps": 0, "train_steps": 1000, "discount": 0.9,
-                   "reward_scale": 100.0, "kl_weight": 1.0, "prior_episodes": 5, "iterations": 60,
+                   "reward_scale": 100.0, "kl_weight": 1.0, "prior_episodes": 5, "iterations": 300,
                    "hidden_sizes": (128, 128), "encoder_sizes": (128, 128), "batch_size": 128,
                    "context_batch_size": 256, "meta_batch": 8},
-    # the dense point robot on this machine's CPU: paper-point with the cpu-sparse networks and
-    # batches (8 tasks x 128 transitions, contexts of 128) and 60 iterations
-    "cpu-point": {"train_tasks": 80, "initial_steps": 200, "prior_steps": 200, "extra_rl_steps": 200,
-                  "train_steps": 1000, "reward_scale": 100.0, "iterations": 60, "hidden_sizes": (128, 128),
-                  "encoder_sizes": (128, 128), "batch_size": 128, "context_batch_size": 128, "meta_batch": 8},
-    # point-robot-wind (20-step episodes, dynamics vary: s' goes to the encoder) with cpu-point's
-    # networks and batches: 80 training winds, 100 prior + 100 extra steps per sampled task
-    "cpu-wind": {"train_tasks": 80, "initial_steps": 200, "prior_steps": 100, "extra_rl_steps": 100,
-                 "train_steps": 1000, "reward_scale": 100.0, "iterations": 60, "hidden_sizes": (128, 128),
-                 "encoder_sizes": (128, 128), "batch_size": 128, "context_batch_size": 128, "meta_batch": 8},
+    # the dense point robot (100-step episodes) on this machine's CPU: cpu-sparse's networks, batches,
+    # discount and data per iteration (10 tasks x (2 prior + 8 posterior episodes)); oyster's own
+    # point-robot data (200 prior + 200 extra steps of 5 tasks) is 2 + 2 of these longer episodes
+    "cpu-point": {"train_tasks": 80, "initial_steps": 200, "tasks_per_iteration": 10, "prior_steps": 200,
+                  "posterior_steps": 800, "extra_rl_steps": 0, "train_steps": 1000, "discount": 0.9,
+                  "reward_scale": 100.0, "iterations": 300, "hidden_sizes": (128, 128), "encoder_sizes": (128, 128),
+                  "batch_size": 128, "context_batch_size": 256, "meta_batch": 8},
+    # point-robot-wind (20-step episodes; the dynamics vary, so s' goes to the encoder): cpu-point's
+    # settings with 5 prior + 45 posterior episodes per sampled task
+    "cpu-wind": {"train_tasks": 80, "initial_steps": 200, "tasks_per_iteration": 10, "prior_steps": 100,
+                 "posterior_steps": 900, "extra_rl_steps": 0, "train_steps": 1000, "discount": 0.9,
+                 "reward_scale": 100.0, "iterations": 300, "hidden_sizes": (128, 128), "encoder_sizes": (128, 128),
+                 "batch_size": 128, "context_batch_size": 256, "meta_batch": 8},
     # a run of seconds through every part of training
     "tiny": {"hidden_sizes": (16,), "encoder_sizes": (16,), "latent_size": 2, "batch_size": 8, "context_batch_size": 8,
              "meta_batch": 2, "train_steps": 3, "iterations": 2, "train_tasks": 4, "tasks_per_iteration": 2,
