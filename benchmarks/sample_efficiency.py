@@ -1,14 +1,15 @@
 """Test return against meta-training env steps: PEARL beside MAML and RL2 on dense 2D navigation.
 
     .venv/bin/python benchmarks/sample_efficiency.py [--out sample-efficiency-runs] [--num-tasks 500] \
-        [--only pearl,maml,rl2] [--pearl-seeds 3] [--rl2-steps 20000000] [--json FILE] [--plot FILE]
+        [--only pearl,maml,rl2] [--pearl-seeds 3] [--rl2-steps 10000000] [--json FILE] [--plot FILE]
 
 Trains one run per algorithm on `point-navigation` (MAML's 2D navigation: goals in [-0.5, 0.5]^2,
 100-step episodes) with `--snapshots`, so the trained parameters are kept after every chunk:
   pearl  `--preset cpu-point`, trials of 2 episodes (z from the prior in the first, from the
          posterior of that episode in the second), `--pearl-seeds` seeds;
   maml   its default setting on this family (the MAML paper's code), 20 episodes per inner step;
-  rl2    a 64-unit GRU, trials of 2 episodes, `--rl2-steps` env steps.
+  rl2    the README's continuous-action RL2 (128 trials of 2 episodes per update, no entropy bonus),
+         `--rl2-steps` env steps.
 A run directory that exists is resumed (or reused when complete). Every snapshot of every seed is
 then scored by the common evaluator on the same `--num-tasks` test goals, and each row gives the
 env steps the snapshot had trained on and the return per episode of the trial (for MAML: before
@@ -37,9 +38,9 @@ TASK = "point-navigation"
 def commands(args) -> dict[str, list[str]]:
     return {
         "pearl": ["pearl", "--task", TASK, "--episodes", "2", "--preset", "cpu-point", "--seeds", str(args.pearl_seeds)],
-        "maml": ["maml", "--task", TASK],
-        "rl2": ["rl2", "--task", TASK, "--episodes", "2", "--hidden-size", "64", "--total-steps", str(args.rl2_steps),
-                "--checkpoint-steps", str(args.rl2_steps // 10)],
+        "maml": ["maml", "--task", TASK, "--checkpoint-iterations", "10"],
+        "rl2": ["rl2", "--task", TASK, "--episodes", "2", "--tasks-per-update", "128", "--entropy-coef", "0",
+                "--total-steps", str(args.rl2_steps), "--checkpoint-steps", str(args.rl2_steps // 10)],
     }
 
 
@@ -126,7 +127,7 @@ def main():
     parser.add_argument("--num-tasks", type=int, default=500)
     parser.add_argument("--only", default="pearl,maml,rl2", help="comma-separated algorithms to train and score")
     parser.add_argument("--pearl-seeds", type=int, default=3)
-    parser.add_argument("--rl2-steps", type=int, default=20_000_000)
+    parser.add_argument("--rl2-steps", type=int, default=10_000_000)
     parser.add_argument("--target", type=float, default=-5.2, help="a level drawn across the plot")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--plot", default="sample-efficiency.png")

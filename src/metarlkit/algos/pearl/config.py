@@ -146,19 +146,22 @@ PRESETS: dict[str, dict] = {
                    "reward_scale": 100.0, "kl_weight": 1.0, "prior_episodes": 5, "iterations": 300,
                    "hidden_sizes": (128, 128), "encoder_sizes": (128, 128), "batch_size": 128,
                    "context_batch_size": 256, "meta_batch": 8},
-    # the dense point robot (100-step episodes) on this machine's CPU: cpu-sparse's networks, batches,
-    # discount and data per iteration (10 tasks x (2 prior + 8 posterior episodes)); oyster's own
-    # point-robot data (200 prior + 200 extra steps of 5 tasks) is 2 + 2 of these longer episodes
+    # the dense point robot (100-step episodes) on this machine's CPU: cpu-sparse's networks,
+    # batches, discount and reward scale; oyster's point-robot data layout (prior-z steps to both
+    # buffers, posterior-z steps to the SAC buffer only) at cpu-sparse's amount per iteration
+    # (10 tasks x (2 prior + 8 extra episodes)); contexts of 128 (about one episode, as at evaluation)
     "cpu-point": {"train_tasks": 80, "initial_steps": 200, "tasks_per_iteration": 10, "prior_steps": 200,
-                  "posterior_steps": 800, "extra_rl_steps": 0, "train_steps": 1000, "discount": 0.9,
+                  "posterior_steps": 0, "extra_rl_steps": 800, "train_steps": 1000, "discount": 0.9,
                   "reward_scale": 100.0, "iterations": 300, "hidden_sizes": (128, 128), "encoder_sizes": (128, 128),
-                  "batch_size": 128, "context_batch_size": 256, "meta_batch": 8},
-    # point-robot-wind (20-step episodes; the dynamics vary, so s' goes to the encoder): cpu-point's
-    # settings with 5 prior + 45 posterior episodes per sampled task
+                  "batch_size": 128, "context_batch_size": 128, "meta_batch": 8},
+    # point-robot-wind (20-step episodes; the dynamics vary, so s' goes to the encoder; one transition
+    # shows the wind): cpu-sparse's networks and batches, 5 prior + 45 posterior episodes per sampled
+    # task, and at evaluation the posterior from the first step on, updated every step
     "cpu-wind": {"train_tasks": 80, "initial_steps": 200, "tasks_per_iteration": 10, "prior_steps": 100,
                  "posterior_steps": 900, "extra_rl_steps": 0, "train_steps": 1000, "discount": 0.9,
-                 "reward_scale": 100.0, "iterations": 300, "hidden_sizes": (128, 128), "encoder_sizes": (128, 128),
-                 "batch_size": 128, "context_batch_size": 256, "meta_batch": 8},
+                 "reward_scale": 100.0, "iterations": 100, "hidden_sizes": (128, 128), "encoder_sizes": (128, 128),
+                 "batch_size": 128, "context_batch_size": 256, "meta_batch": 8, "prior_episodes": 0,
+                 "posterior_update": "step"},
     # a run of seconds through every part of training
     "tiny": {"hidden_sizes": (16,), "encoder_sizes": (16,), "latent_size": 2, "batch_size": 8, "context_batch_size": 8,
              "meta_batch": 2, "train_steps": 3, "iterations": 2, "train_tasks": 4, "tasks_per_iteration": 2,
