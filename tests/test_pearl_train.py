@@ -97,6 +97,14 @@ def test_a_run_is_evaluated_with_other_evaluation_only_options(tiny_run):
     assert other.hyperparameters["agent_options"] == {"prior_episodes": 3, "posterior_update": "step"}
     assert "agent_options" not in plain.hyperparameters and config.prior_episodes != 3
     assert other.name.endswith(":seed=0,posterior_update=step,prior_episodes=3")
+    from metarlkit import evaluate
+
+    def returns(trained):  # on the dense family (same spaces): every step's reward tells
+        return evaluate(trained.agent, tasks.make("point-navigation"), trained.params, num_episodes=3,
+                        num_tasks=4).returns
+
+    np.testing.assert_array_equal(returns(plain)[:, 0], returns(other)[:, 0])  # z from the prior in both
+    assert not np.array_equal(returns(plain)[:, 1:], returns(other)[:, 1:])  # posterior against prior draws
     with pytest.raises(RunDirError, match="takes the options seed, update, prior_episodes, posterior_update; got 'kl_weight'"):
         load(path, agent_options={"kl_weight": "2"})
     with pytest.raises(RunDirError, match="posterior_update"):
