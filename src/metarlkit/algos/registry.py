@@ -108,9 +108,11 @@ class Algorithm:
         a run starts from another's checkpoint (`train --init-from RUN --adapt-to FILE`; EPOpt's
         source-distribution update). `info` is plain JSON recorded in run.json; its 'message' (one
         line) is shown. Raises a one-line ValueError when the state or recording cannot be adapted.
-      agent_options: config fields that only shape how the trained agent acts at evaluation, never
-        training or the train state (PEARL's prior episodes): a run is evaluated with other values
-        as `RUN_DIR:NAME=VALUE,...`, and the values used are recorded beside the training config.
+      agent_options: config fields a trained run's agent can take other values of at evaluation,
+        without retraining: they shape how the agent acts, not the train state (PEARL's prior
+        episodes; GrBAL's planner and online adaptation, which its training collection also
+        used). A run is evaluated with other values as `RUN_DIR:NAME=VALUE,...`, and the values
+        used are recorded beside the training config.
     """
 
     name: str

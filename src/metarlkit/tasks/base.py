@@ -67,6 +67,8 @@ class TaskFamily:
         fraction of successful episodes.
       defines_model: the observation is the whole state, and `dynamics_fn` (the true next
         observation) and `reward_fn` exist: planners (`mpc`) and model learners (GrBAL) use them.
+      reward_depends_on_task: `reward_fn` reads the task (a goal); false where only the dynamics
+        vary, so an agent that does not know the task can still score plans (GrBAL).
       reports_dense_reward: `StepInfo.dense_reward` holds a shaped reward beside the sparse one.
       description: one line for `metarlkit tasks`.
       continuous: actions are real vectors in a box (`action_size`, `action_bounds`) rather than
@@ -92,6 +94,7 @@ class TaskFamily:
     defines_optimum: ClassVar[bool] = True
     defines_success: ClassVar[bool] = False
     defines_model: ClassVar[bool] = False
+    reward_depends_on_task: ClassVar[bool] = True
     reports_dense_reward: ClassVar[bool] = False
     description: ClassVar[str] = ""
     continuous: ClassVar[bool] = False

@@ -62,6 +62,7 @@ class ParametricFamily(TaskFamily):
     LIMITS: ClassVar[dict[str, int]] = {**TaskFamily.LIMITS, "change_at": MAX_TRIAL_STEPS,
                                         "change_spread": MAX_TRIAL_STEPS}
     defines_model: ClassVar[bool] = True
+    reward_depends_on_task: ClassVar[bool] = False  # the parameters change the dynamics only
 
     def __post_init__(self):
         for name in ("change_at", "change_spread"):

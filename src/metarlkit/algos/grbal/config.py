@@ -1,0 +1,139 @@
+"""GrBAL configuration: a frozen dataclass, one docstring per field (`metarlkit train grbal --help`).
+
+The defaults are the reference code's (iclavera/learning_to_adapt, run_scripts/run_grbal.py
+`config`): a 512 x 512 ReLU model, M = K = 16 (`adapt_batch_size`), inner step 0.01, Adam 1e-3,
+meta-batch 20, at most 100 epochs per fit with a 0.1 validation split and a rolling average of
+persistence 0.99 for early stopping, random shooting over 1000 sequences of 10 steps without
+discount, a first iteration of random actions. The reference collects 4 rollouts of 1000 steps
+per iteration for 50 iterations on HalfCheetah; here an iteration collects `episodes_per_iteration`
+episodes of the family's horizon. `meta=false` is the paper's MB baseline: the same model fitted
+on the same data without the inner step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from metarlkit.planning import METHODS
+
+ACTIVATIONS = ("relu", "tanh")
+ONLINE = ("auto", "true", "false")
+
+
+@dataclasses.dataclass(frozen=True)
+class GrBALConfig:
+    """Options of GrBAL / MB training (Nagabandi, Clavera et al. 2019)."""
+
+    LIMITS: ClassVar[dict[str, int]] = {
+        "hidden_sizes": 4096, "adapt_steps": 10_000, "predict_steps": 10_000, "meta_batch": 4096,
+        "max_epochs": 100_000, "iterations": 100_000, "initial_episodes": 100_000, "episodes_per_iteration": 100_000,
+        "horizon": 1000, "candidates": 100_000, "cem_iterations": 100, "elites": 100_000, "seed": 2**31 - 1,
+        "seeds": 1024, "checkpoint_iterations": 100_000,
+    }
+
+    meta: bool = True
+    """Meta-train the model to adapt (GrBAL); false: fit it to all the data, unadapted (the MB
+    baseline; evaluate it with `RUN:online_adaptation=true` for MB+DE)."""
+    hidden_sizes: tuple[int, ...] = (512, 512)
+    """Units of the dynamics model's hidden layers."""
+    activation: str = "relu"
+    """Hidden activation of the model: 'relu' (the reference) or 'tanh'."""
+    adapt_steps: int = 16
+    """M: the last transitions the model adapts on (the reference's adapt_batch_size)."""
+    predict_steps: int = 16
+    """K: the transitions after them the adapted model is scored on in meta-training."""
+    step_size: float = 0.01
+    """The inner SGD step size (the reference's inner_learning_rate)."""
+    learning_rate: float = 1e-3
+    """Adam step size of the model's (meta-)training."""
+    meta_batch: int = 20
+    """Windows of M + K transitions per Adam step."""
+    max_epochs: int = 100
+    """Most epochs per fit (an epoch: as many Adam steps as the training data holds batches)."""
+    valid_split: float = 0.1
+    """Fraction of the collected episodes held out for the validation loss."""
+    rolling_persistence: float = 0.99
+    """Early stopping: a fit stops when the rolling average of the validation loss (this
+    persistence) rises."""
+    iterations: int = 50
+    """Iterations after the first: collect episodes with the current agent, then fit the model."""
+    initial_episodes: int = 10
+    """Episodes of uniformly random actions collected (and fitted) before the first iteration."""
+    episodes_per_iteration: int = 10
+    """Episodes collected per iteration, each on a fresh task from the family's distribution."""
+    method: str = "random"
+    """Planner: 'random' (random shooting, the paper) or 'cem'."""
+    horizon: int = 10
+    """Planning horizon in steps."""
+    candidates: int = 1000
+    """Action sequences per planning round."""
+    cem_iterations: int = 5
+    """CEM rounds per step (method 'cem')."""
+    elites: int = 50
+    """CEM elites (method 'cem')."""
+    discount: float = 1.0
+    """Discount of rewards inside a plan (the reference: 1, none)."""
+    online_adaptation: str = "auto"
+    """Adapt the model every step on the last M transitions when acting (collection and
+    evaluation): 'true', 'false', or 'auto' (= meta: GrBAL adapts, MB does not). A trained run
+    takes it at evaluation: an MB run with `RUN:online_adaptation=true` is the paper's MB+DE."""
+    seed: int = 0
+    """Random seed of the first training seed; seed i of a run uses seed + i."""
+    seeds: int = 1
+    """Independent training seeds, trained at once (vmapped)."""
+    checkpoint_iterations: int = 5
+    """Iterations per compiled chunk; metrics, progress and a checkpoint follow each chunk."""
+
+    @property
+    def adapts_online(self) -> bool:
+        return self.meta if self.online_adaptation == "auto" else self.online_adaptation == "true"
+
+    def __post_init__(self):
+        def fail(msg):
+            raise ValueError(msg)
+
+        if isinstance(self.hidden_sizes, list):  # read back from a run's JSON
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        if not self.hidden_sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                                            for h in self.hidden_sizes):
+            fail(f"hidden_sizes must be whole numbers >= 1, got {self.hidden_sizes!r}")
+        for name in ("adapt_steps", "predict_steps", "meta_batch", "max_epochs", "iterations", "episodes_per_iteration",
+                     "horizon", "candidates", "cem_iterations", "elites", "seeds", "checkpoint_iterations"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.initial_episodes, int) or isinstance(self.initial_episodes, bool) or self.initial_episodes < 1:
+            fail(f"initial_episodes must be a whole number >= 1 (the first fit needs data), got {self.initial_episodes!r}")
+        if self.online_adaptation not in ONLINE:
+            fail(f"online_adaptation must be one of {', '.join(ONLINE)}, got {self.online_adaptation!r}")
+        if self.activation not in ACTIVATIONS:
+            fail(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.method not in METHODS:
+            fail(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "cem" and self.elites > self.candidates:
+            fail(f"elites ({self.elites}) must be at most candidates ({self.candidates})")
+        if not self.step_size >= 0:
+            fail(f"step_size must be >= 0, got {self.step_size!r}")
+        if not self.learning_rate > 0:
+            fail(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0 < self.valid_split < 1:
+            fail(f"valid_split must be in (0, 1), got {self.valid_split!r}")
+        if not 0 <= self.rolling_persistence < 1:
+            fail(f"rolling_persistence must be in [0, 1), got {self.rolling_persistence!r}")
+        if not 0 < self.discount <= 1:
+            fail(f"discount must be in (0, 1], got {self.discount!r}")
+
+
+# Named sets of overrides (`metarlkit train grbal --preset NAME`); flags given with a preset win.
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # this machine's CPU: a 64 x 64 model and 200 candidate sequences, 10 + 40 x 10 episodes
+    "cpu": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40},
+    # MB on the same budget: the cpu preset without meta-training or online adaptation
+    "mb-cpu": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40, "meta": False},
+    # a run of seconds through every part of training
+    "tiny": {"hidden_sizes": (8,), "adapt_steps": 4, "predict_steps": 4, "meta_batch": 4, "max_epochs": 2,
+             "iterations": 2, "initial_episodes": 2, "episodes_per_iteration": 2, "horizon": 3, "candidates": 8,
+             "checkpoint_iterations": 1},
+}
