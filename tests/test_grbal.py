@@ -130,3 +130,64 @@ def test_mb_de_with_step_size_zero_acts_as_mb():
 
     np.testing.assert_array_equal(returns(zero), returns(mb))
     assert not np.array_equal(returns(stepping), returns(mb))
+
+
+def test_rebal_reads_the_task_from_the_window():
+    """s' = s + c a with c = +1 or -1 per window: after meta-training, the recurrent model's loss on
+    the last K given the first M is far below its loss with no context (c is unknowable then)."""
+    m, k, n = 4, 4, 64
+    dyn = M.make_dynamics("recurrent", 1, 1, (16,), "tanh", m, 0.0, True, core_size=8)
+    norm = M.identity_normalizer(1, 1)
+
+    def windows(key):
+        key_c, key_s, key_a = jax.random.split(key, 3)
+        c = jnp.where(jax.random.bernoulli(key_c, 0.5, (n, 1, 1)), 1.0, -1.0)
+        obs = jax.random.normal(key_s, (n, m + k, 1))
+        act = jax.random.uniform(key_a, (n, m + k, 1), minval=-1, maxval=1)
+        return M.Window(obs, act, obs + c * act)
+
+    opt = optax.adam(1e-2)
+
+    def batch_loss(params, w):
+        return jnp.mean(jax.vmap(lambda x: dyn.window_loss(params, norm, x))(w))
+
+    @jax.jit
+    def train(params):
+        def one(carry, key):
+            p, s = carry
+            g = jax.grad(batch_loss)(p, windows(key))
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+        params, _ = jax.lax.scan(one, (params, opt.init(params)), jax.random.split(jax.random.PRNGKey(1), 600))[0]
+        return params
+
+    params = train(dyn.init(jax.random.PRNGKey(0)))
+    test = windows(jax.random.PRNGKey(9))
+    with_context = float(batch_loss(params, test))
+
+    def blind(x):
+        pred = dyn.predict_next(dyn.unadapted(params), norm, x.obs[m:], x.act[m:])
+        return jnp.mean((pred - x.next_obs[m:]) ** 2)
+
+    without = float(jnp.mean(jax.vmap(blind)(test)))
+    assert with_context < 0.1 * without, (with_context, without)
+    # rows of weight 0 are not read: padding the window changes nothing
+    w = jax.tree_util.tree_map(lambda x: x[0, :m], test)
+    padded = jax.tree_util.tree_map(lambda x: jnp.concatenate([x * 0 + 3.0, x]), w)
+    a = dyn.adapt(params, norm, w.obs, w.act, w.next_obs, None)
+    b = dyn.adapt(params, norm, padded.obs, padded.act, padded.next_obs, jnp.arange(2 * m) >= m)
+    np.testing.assert_allclose(a["h"], b["h"], rtol=1e-6)
+
+
+def test_rebal_trains_resumes_and_evaluates(tmp_path):
+    from metarlkit import algos
+    from metarlkit.experiment import load, train
+    from metarlkit.experiment.config import build
+
+    algo, family = algos.get("grbal"), tasks.from_spec("point-robot-wind")
+    config = build(algo.config, {**algo.presets["tiny"], "model": "recurrent"})
+    status = train(algo, config, family, 1, tmp_path / "r", progress=False, tensorboard=False)
+    assert status["state"] == "complete"
+    trained = load(tmp_path / "r")
+    result = evaluate(trained.agent, family, trained.params, num_episodes=2, num_tasks=3)
+    assert np.all(np.isfinite(result.returns))

@@ -3,7 +3,8 @@
 Its state keeps the last M transitions of the trial (a window that slides by one per observed
 step). Before every action, when M transitions are in, the model is adapted on them by one SGD
 step (`model.adapt`; the reference code adapts once its running path holds M transitions:
-samplers/sampler.py `obtain_samples`), and the planner (`metarlkit.planning`: random shooting, as
+samplers/sampler.py `obtain_samples`) — or, for ReBAL, its GRU reads the transitions the window
+holds — and the planner (`metarlkit.planning`: random shooting, as
 the paper, or CEM) picks the action in the adapted model, scoring predicted observations with the
 family's own reward function. With `online_adaptation` false the model is never adapted (MB).
 
@@ -34,19 +35,25 @@ class GrBALState(NamedTuple):
     planner: PlannerState
 
 
-def current_model(params, state: GrBALState, step_size: float, online: bool, activation: str):
-    """The model parameters the next action plans with: adapted on the window once it is full."""
+def current_model(dyn: M.Dynamics, params, state: GrBALState, online: bool, recurrent: bool):
+    """What the next action plans with: the model adapted on the window. GrBAL adapts once the
+    window is full (before, the unadapted model); ReBAL reads whatever part of it is filled."""
     if not online:
-        return params["model"]
-    adapted = M.adapt(params["model"], params["norm"], state.obs, state.act, state.next_obs, None, step_size, activation)
-    full = state.count >= state.obs.shape[0]
-    return jax.tree_util.tree_map(lambda a, p: jnp.where(full, a, p), adapted, params["model"])
+        return dyn.unadapted(params["model"])
+    m = state.obs.shape[0]
+    filled = jnp.arange(m) >= m - state.count  # the window fills from its end
+    if recurrent:
+        return dyn.adapt(params["model"], params["norm"], state.obs, state.act, state.next_obs, filled)
+    adapted = dyn.adapt(params["model"], params["norm"], state.obs, state.act, state.next_obs, None)
+    return jax.tree_util.tree_map(lambda a, p: jnp.where(state.count >= m, a, p), adapted,
+                                  dyn.unadapted(params["model"]))
 
 
 @functools.lru_cache(maxsize=32)
 def make_agent(task: str, obs_size: int, action_size: int, adapt_steps: int, step_size: float, online: bool,
                activation: str, method: str, horizon: int, candidates: int, cem_iterations: int, elites: int,
-               discount: float, random_actions: bool = False) -> AdaptiveAgent:
+               discount: float, model: str = "mlp", hidden_sizes: tuple = (), core_size: int = 0,
+               random_actions: bool = False) -> AdaptiveAgent:
     """The GrBAL agent on the family of `task` (a spec: its reward function and action box).
 
     `random_actions` makes the agent act uniformly at random in the box (the first data collection).
@@ -59,6 +66,8 @@ def make_agent(task: str, obs_size: int, action_size: int, adapt_steps: int, ste
     config = PlannerConfig(method=method, horizon=horizon, candidates=candidates, iterations=cem_iterations,
                            elites=min(elites, candidates), discount=discount)
     planner = make_planner(config, space)
+    dyn = M.make_dynamics(model, obs_size, action_size, tuple(hidden_sizes), activation, adapt_steps, step_size, True,
+                          core_size)
     low, high = (jnp.asarray(b, jnp.float32) for b in family.action_box())
 
     def init(params, key, num_episodes):
@@ -70,9 +79,9 @@ def make_agent(task: str, obs_size: int, action_size: int, adapt_steps: int, ste
     def act(params, state, obs, key):
         if random_actions:
             return jax.random.uniform(key, low.shape, jnp.float32, low, high), state
-        theta = current_model(params, state, step_size, online, activation)
+        theta = current_model(dyn, params, state, online, model == "recurrent")
         plan_model = Model(
-            dynamics=lambda o, a: M.predict_next(theta, params["norm"], o, a, activation),
+            dynamics=lambda o, a: dyn.predict_next(theta, params["norm"], o, a),
             reward=lambda o, a, n: family.reward_fn(o, a, n, reference),
             terminated=lambda o, a, n: family.terminated_fn(o, a, n, reference),
         )

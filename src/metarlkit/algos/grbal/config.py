@@ -19,6 +19,7 @@ from metarlkit.planning import METHODS
 
 ACTIVATIONS = ("relu", "tanh")
 ONLINE = ("auto", "true", "false")
+MODELS = ("mlp", "recurrent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class GrBALConfig:
     """Options of GrBAL / MB training (Nagabandi, Clavera et al. 2019)."""
 
     LIMITS: ClassVar[dict[str, int]] = {
-        "hidden_sizes": 4096, "adapt_steps": 10_000, "predict_steps": 10_000, "meta_batch": 4096,
+        "hidden_sizes": 4096, "core_size": 4096, "adapt_steps": 10_000, "predict_steps": 10_000, "meta_batch": 4096,
         "max_epochs": 100_000, "iterations": 100_000, "initial_episodes": 100_000, "episodes_per_iteration": 100_000,
         "horizon": 1000, "candidates": 100_000, "cem_iterations": 100, "elites": 100_000, "seed": 2**31 - 1,
         "seeds": 1024, "checkpoint_iterations": 100_000,
@@ -35,8 +36,13 @@ class GrBALConfig:
     meta: bool = True
     """Meta-train the model to adapt (GrBAL); false: fit it to all the data, unadapted (the MB
     baseline; evaluate it with `RUN:online_adaptation=true` for MB+DE)."""
+    model: str = "mlp"
+    """'mlp' (GrBAL: adapted by one gradient step) or 'recurrent' (ReBAL: a GRU reads the last M
+    transitions and its output conditions the MLP's predictions)."""
     hidden_sizes: tuple[int, ...] = (512, 512)
-    """Units of the dynamics model's hidden layers."""
+    """Units of the dynamics model's hidden layers (ReBAL: of the MLP after the GRU)."""
+    core_size: int = 512
+    """ReBAL: units of the GRU (the reference's recurrent model has 512)."""
     activation: str = "relu"
     """Hidden activation of the model: 'relu' (the reference) or 'tanh'."""
     adapt_steps: int = 16
@@ -98,7 +104,11 @@ class GrBALConfig:
         if not self.hidden_sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
                                             for h in self.hidden_sizes):
             fail(f"hidden_sizes must be whole numbers >= 1, got {self.hidden_sizes!r}")
-        for name in ("adapt_steps", "predict_steps", "meta_batch", "max_epochs", "iterations", "episodes_per_iteration",
+        if self.model not in MODELS:
+            fail(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.model == "recurrent" and not self.meta:
+            fail("the recurrent model (ReBAL) is meta-trained: meta=false (MB) takes model=mlp")
+        for name in ("core_size", "adapt_steps", "predict_steps", "meta_batch", "max_epochs", "iterations", "episodes_per_iteration",
                      "horizon", "candidates", "cem_iterations", "elites", "seeds", "checkpoint_iterations"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -132,8 +142,10 @@ PRESETS: dict[str, dict] = {
     "cpu": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40},
     # MB on the same budget: the cpu preset without meta-training or online adaptation
     "mb-cpu": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40, "meta": False},
+    # ReBAL on the cpu preset's budget: a 64-unit GRU before the 64 x 64 MLP
+    "rebal-cpu": {"model": "recurrent", "core_size": 64, "hidden_sizes": (64, 64), "candidates": 200, "iterations": 40},
     # a run of seconds through every part of training
-    "tiny": {"hidden_sizes": (8,), "adapt_steps": 4, "predict_steps": 4, "meta_batch": 4, "max_epochs": 2,
+    "tiny": {"hidden_sizes": (8,), "core_size": 8, "adapt_steps": 4, "predict_steps": 4, "meta_batch": 4, "max_epochs": 2,
              "iterations": 2, "initial_episodes": 2, "episodes_per_iteration": 2, "horizon": 3, "candidates": 8,
              "checkpoint_iterations": 1},
 }

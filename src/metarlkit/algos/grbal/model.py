@@ -120,3 +120,109 @@ def plain_loss(params, norm: Normalizer, window: Window, activation: str = "relu
     """The unadapted loss over all of a window's transitions (the MB baseline's objective, and the
     reference's validation loss)."""
     return loss(params, norm, window.obs, window.act, window.next_obs, None, activation)
+
+
+class Dynamics(NamedTuple):
+    """A model family behind one interface (`make_dynamics`), single stream:
+
+    init(key) -> params
+    adapt(params, norm, obs [M, O], act [M, A], next_obs [M, O], weight [M] | None) -> adapted:
+        what predictions use after reading the window (GrBAL: the parameters after one SGD step;
+        ReBAL: the parameters and the recurrent summary of the window)
+    unadapted(params) -> adapted: before any transition (GrBAL: the parameters; ReBAL: a zero summary)
+    predict_next(adapted, norm, obs [..., O], act [..., A]) -> next observation [..., O]
+    window_loss(params, norm, window) -> the meta-training loss of one window of M + K
+    valid_loss(params, norm, window) -> the validation loss of one window
+    """
+
+    init: object
+    adapt: object
+    unadapted: object
+    predict_next: object
+    window_loss: object
+    valid_loss: object
+
+
+def make_dynamics(kind: str, obs_size: int, act_size: int, hidden: tuple[int, ...], activation: str,
+                  adapt_steps: int, step_size: float, meta: bool, core_size: int = 0) -> Dynamics:
+    """'mlp' (GrBAL; with `meta` false, MB: fitted on whole windows, never adapted in training) or
+    'recurrent' (ReBAL: a GRU reads the window of M transitions, and an MLP predicts from the
+    observation, the action and the GRU's last output)."""
+    m = adapt_steps
+    if kind == "mlp":
+        def window_loss(params, norm, window):
+            if meta:
+                return meta_loss(params, norm, window, m, step_size, activation)
+            return plain_loss(params, norm, window, activation)
+
+        return Dynamics(
+            init=lambda key: init_model(key, obs_size, act_size, hidden),
+            adapt=lambda params, norm, obs, act, next_obs, weight: adapt(params, norm, obs, act, next_obs, weight,
+                                                                         step_size, activation),
+            unadapted=lambda params: params,
+            predict_next=lambda adapted, norm, obs, act: predict_next(adapted, norm, obs, act, activation),
+            window_loss=window_loss,
+            valid_loss=lambda params, norm, window: plain_loss(params, norm, window, activation),
+        )
+    if kind != "recurrent":
+        raise ValueError(f"model must be 'mlp' or 'recurrent', got {kind!r}")
+    return _recurrent(obs_size, act_size, hidden, activation, m, core_size)
+
+
+def _recurrent(obs_size: int, act_size: int, hidden: tuple[int, ...], activation: str, m: int,
+               core_size: int) -> Dynamics:
+    """ReBAL's model (Nagabandi, Clavera et al. 2019, Section 4.2: the update rule is a recurrent
+    network over the past M transitions). The GRU reads each transition's normalised observation,
+    action and change; its output after the window conditions the prediction of the next ones."""
+    from metarlkit.nets.pure import pure_module
+    from metarlkit.nets.recurrent import RecurrentCore
+
+    core = pure_module(lambda rngs: RecurrentCore("gru", 2 * obs_size + act_size, core_size, rngs=rngs))
+
+    def init(key):
+        key_core, key_head = jax.random.split(key)
+        head = init_mlp_policy(key_head, obs_size + act_size + core_size, hidden, obs_size, continuous=False)
+        return {"core": core.init_params(key_core), "head": head}
+
+    def features(norm, obs, act, next_obs):
+        return jnp.concatenate([(obs - norm.obs_mean) / (norm.obs_std + EPS), (act - norm.act_mean) / (norm.act_std + EPS),
+                                (next_obs - obs - norm.delta_mean) / (norm.delta_std + EPS)], axis=-1)
+
+    def summary(params, norm, obs, act, next_obs, weight):
+        x = features(norm, obs, act, next_obs)
+        w = jnp.ones(x.shape[:1], bool) if weight is None else weight
+        carry = core.apply(params["core"], method="initial_carry")
+
+        def step(c, xw):
+            xi, wi = xw
+            new, _ = core.apply(params["core"], c, xi)
+            return jnp.where(wi, new, c), None
+
+        carry, _ = jax.lax.scan(step, carry, (x, w))
+        return carry
+
+    def predict_delta_h(head, norm, h, obs, act):
+        x = jnp.concatenate([(obs - norm.obs_mean) / (norm.obs_std + EPS), (act - norm.act_mean) / (norm.act_std + EPS),
+                             jnp.broadcast_to(h, obs.shape[:-1] + h.shape)], axis=-1)
+        return mlp(head, x, activation)
+
+    def adapt_fn(params, norm, obs, act, next_obs, weight):
+        return {"head": params["head"], "h": summary(params, norm, obs, act, next_obs, weight)}
+
+    def unadapted(params):
+        return {"head": params["head"], "h": jnp.zeros((core_size,), jnp.float32)}
+
+    def predict(adapted, norm, obs, act):
+        delta = predict_delta_h(adapted["head"], norm, adapted["h"], obs, act)
+        return obs + delta * (norm.delta_std + EPS) + norm.delta_mean
+
+    def loss_after(adapted, norm, obs, act, next_obs):
+        target = (next_obs - obs - norm.delta_mean) / (norm.delta_std + EPS)
+        return jnp.mean((predict_delta_h(adapted["head"], norm, adapted["h"], obs, act) - target) ** 2)
+
+    def window_loss(params, norm, window):
+        adapted = adapt_fn(params, norm, window.obs[:m], window.act[:m], window.next_obs[:m], None)
+        return loss_after(adapted, norm, window.obs[m:], window.act[m:], window.next_obs[m:])
+
+    return Dynamics(init=init, adapt=adapt_fn, unadapted=unadapted, predict_next=predict, window_loss=window_loss,
+                    valid_loss=window_loss)

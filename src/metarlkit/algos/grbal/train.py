@@ -15,9 +15,11 @@ checkpoints):
 A fit (`fit`): the data statistics are refitted on the episodes just collected (the reference
 calls `compute_normalization` on the data passed to `fit`); then epochs of Adam steps, as many per
 epoch as the training episodes hold batches of `meta_batch` windows of M + K transitions, each on
-the meta-loss (GrBAL: the loss on the last K of the model adapted on the first M) or the plain
-loss over the whole window (MB); after each epoch, the unadapted loss on as many validation
-batches (the reference's validation uses the plain `self.loss`) updates a rolling average
+the meta-loss (GrBAL: the loss on the last K of the model adapted on the first M; ReBAL: of the
+model conditioned on its GRU's reading of the first M) or the plain loss over the whole window
+(MB); after each epoch, the validation loss on as many held-out batches (GrBAL and MB: the
+unadapted loss, as the reference's `self.loss`; ReBAL: its own loss, as the reference's recurrent
+model validates its predictions) updates a rolling average
 (persistence `rolling_persistence`, started at 1.5 x the first loss, its previous value at 2 x),
 and the fit stops after the epoch in which the rolling average rose, or after `max_epochs`. Adam's
 state carries over from fit to fit, as the reference's optimiser.
@@ -70,6 +72,9 @@ def agent_args(config: GrBALConfig, family: TaskFamily) -> dict:
         "cem_iterations": config.cem_iterations,
         "elites": config.elites,
         "discount": float(config.discount),
+        "model": config.model,
+        "hidden_sizes": tuple(config.hidden_sizes),
+        "core_size": config.core_size,
     }
 
 
@@ -91,11 +96,12 @@ def make_train(config: GrBALConfig, family: TaskFamily, num_episodes: int | None
     num_updates = math.ceil(config.iterations / per_chunk) * per_chunk
     capacity = config.initial_episodes + num_updates * config.episodes_per_iteration
     optimizer = optax.adam(config.learning_rate)
-    act_fn = config.activation
+    dyn = M.make_dynamics(config.model, obs_size, act_size, tuple(config.hidden_sizes), config.activation,
+                          config.adapt_steps, config.step_size, config.meta, config.core_size)
 
     def init(key) -> TrainState:
         key_model, key = jax.random.split(key)
-        params = M.init_model(key_model, obs_size, act_size, tuple(config.hidden_sizes))
+        params = dyn.init(key_model)
         return TrainState(params, optimizer.init(params), M.identity_normalizer(obs_size, act_size),
                           D.empty(capacity, horizon, obs_size, act_size), key, jnp.int32(0))
 
@@ -115,14 +121,10 @@ def make_train(config: GrBALConfig, family: TaskFamily, num_episodes: int | None
         return state._replace(data=data), jnp.sum(first.reward, axis=1), start
 
     def batch_loss(params, norm, windows: M.Window):
-        if config.meta:
-            per = jax.vmap(lambda w: M.meta_loss(params, norm, w, config.adapt_steps, config.step_size, act_fn))(windows)
-        else:
-            per = jax.vmap(lambda w: M.plain_loss(params, norm, w, act_fn))(windows)
-        return jnp.mean(per)
+        return jnp.mean(jax.vmap(lambda w: dyn.window_loss(params, norm, w))(windows))
 
     def valid_loss(params, norm, windows: M.Window):
-        return jnp.mean(jax.vmap(lambda w: M.plain_loss(params, norm, w, act_fn))(windows))
+        return jnp.mean(jax.vmap(lambda w: dyn.valid_loss(params, norm, w))(windows))
 
     def fit(state: TrainState, new_from):
         """Refit the statistics on the episodes from slot `new_from` on, then train to early stopping."""
