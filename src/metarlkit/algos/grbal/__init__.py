@@ -34,6 +34,7 @@ ALGORITHM = register(Algorithm(
     make_agent=make_agent,
     presets=PRESETS,
     default_preset=lambda family: "paper",
+    default_episodes=lambda config: 1,  # it adapts within an episode; trials of any length work
     check=check,
     curves=(Curve("return", "collected episode return"), Curve("valid_loss", "validation loss", "--")),
     progress_metric="return",
