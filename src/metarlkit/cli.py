@@ -335,6 +335,8 @@ def _prepare_agents(specs: Sequence[str], args):
     family, episodes = _family_and_episodes(task, episodes)
     if getattr(args, "actions", 0) and family.continuous:
         raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
+    if getattr(args, "per_step", False) and not args.json:
+        raise UsageError("--per-step adds per_step_reward to the JSON; give --json FILE too")
     _check_tasks(args.split, args.num_tasks, args.tune_tasks, family)
     args.distribution = _physics(family, getattr(args, "physics", None))
     _check_output(args.json, "--json")
@@ -379,7 +381,7 @@ def _start_compiles(entries, family, episodes, args) -> None:
 
     for entry in entries:
         compile_in_background(entry.agent, family, entry.template_params, num_episodes=episodes,
-                              chunk_size=getattr(args, "chunk_size", None))
+                              chunk_size=getattr(args, "chunk_size", None), per_step=getattr(args, "per_step", False))
 
 
 def _evaluate_entry(entry, resolved, family, episodes, args, distribution=None):
@@ -393,6 +395,7 @@ def _evaluate_entry(entry, resolved, family, episodes, args, distribution=None):
         agent, family, params, num_episodes=episodes, num_tasks=args.num_tasks,
         split=args.split, seed=args.seed, name=name,
         hyperparameters=hyperparameters, chunk_size=getattr(args, "chunk_size", None), distribution=distribution,
+        per_step=getattr(args, "per_step", False),
     )
     if tuning:
         result.extra["tuning"] = tuning
@@ -893,7 +896,7 @@ def _add_config_options(p: argparse.ArgumentParser, cls) -> None:
 # --- parser ---------------------------------------------------------------------------------
 
 
-def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
+def _add_eval_options(p: argparse.ArgumentParser, multi: bool, per_step: bool = True) -> None:
     p.add_argument("--config", help="JSON or TOML file of option defaults (keys are option names)")
     p.add_argument("--agent", action="append", metavar="SPEC",
                    help="agent spec NAME[:key=value,...], e.g. ucb1 or ucb1:c=0.2 (see 'metarlkit agents')"
@@ -911,6 +914,11 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument("--physics", metavar="NAME=VALUE,...",
                    help="fix physical parameters of the task family, e.g. mass=1.4,length=0.8 (the others keep "
                         "their distribution; families whose dynamics vary)")
+    if per_step:
+        p.add_argument("--per-step", action="store_true",
+                       help="add per_step_reward to the JSON: the mean reward and its 95%% half-width over tasks "
+                            "at every step of every episode, over the tasks where the step is valid (null where "
+                            "none is: every episode had ended)")
     if not multi:
         p.add_argument("--actions", type=_positive_int, nargs="?", const=10, default=0, metavar="STEPS",
                        help="print how often each action is taken at the first STEPS steps of the trial "
@@ -948,7 +956,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="the return of agents against one physical parameter of a family, "
                                      "beyond its training range (JSON and a plot)")
-    _add_eval_options(p, multi=True)
+    _add_eval_options(p, multi=True, per_step=False)
     p.add_argument("--param", required=True, metavar="NAME", help="the parameter to sweep, e.g. mass (see docs/tasks.md)")
     p.add_argument("--values", required=True, metavar="A:B:N", help="N values from A to B, e.g. 0.5:3:11")
     p.set_defaults(func=cmd_sweep, num_tasks=200)

@@ -22,7 +22,10 @@ t_{0.975, M-1} * s / sqrt(M)):
                          are judged by), each with a 95% bootstrap interval [low, high] over tasks;
   not_defined            the metrics above the family does not define, each with the reason;
   return_after_steps[k]  for agents that play rounds of parallel episodes with an adaptation step
-                         after each (MAML): the mean episode return of round k.
+                         after each (MAML): the mean episode return of round k;
+  per_step_reward[e][t]  when asked (`per_step=True`): the reward at step t of episode e, over the
+                         tasks where that step is valid (an episode that ended earlier has no
+                         reward there, not a reward of 0); undefined where no task has it valid.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import functools
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -113,6 +116,52 @@ def _num(x) -> float | None:
     return None if math.isnan(x) else x
 
 
+class StepReward(NamedTuple):
+    """The reward at each step of each episode over tasks, each [episode, step]: `count` tasks
+    where the step is valid (the episode had not ended before it), the mean reward over them, and
+    its 95% half-width (`ci95` as every metric's, with count - 1 degrees of freedom). `mean` is nan
+    where no task has the step valid, `ci95` where fewer than two do."""
+
+    count: np.ndarray
+    mean: np.ndarray
+    ci95: np.ndarray
+
+    def to_json(self) -> list[list[dict[str, float | None] | None]]:
+        """A list per episode of a list per step of {"mean", "ci95"}; null where no task has the step."""
+        return [[None if n == 0 else {"mean": _num(m), "ci95": _num(h)} for n, m, h in zip(*row)]
+                for row in zip(self.count, self.mean, self.ci95)]
+
+
+def _step_moments(weight, rec):
+    """(count, mean, sum of squared deviations from the mean) of the reward at each step of each
+    episode over a chunk's valid steps, each [episode, step]; padded tasks have weight 0."""
+    w = weight[:, None, None] * rec.valid
+    count = w.sum(0)
+    mean = (w * rec.reward).sum(0) / jnp.maximum(count, 1.0)
+    return count, mean, (w * (rec.reward - mean) ** 2).sum(0)
+
+
+def _merge_moments(a, b):
+    """The moments of two groups of tasks together (Chan et al.'s pairwise update, in float64)."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, (np.asarray(x, np.float64) for x in b)
+    n = n_a + n_b
+    share = np.divide(n_b, n, out=np.zeros_like(n), where=n > 0)
+    delta = mean_b - mean_a
+    return n, mean_a + delta * share, m2_a + m2_b + delta**2 * n_a * share
+
+
+def step_reward(moments) -> StepReward:
+    """StepReward from merged (count, mean, sum of squared deviations)."""
+    from scipy import stats
+
+    count, mean, m2 = (np.asarray(x, np.float64) for x in moments)
+    mean = np.where(count > 0, mean, np.nan)
+    several = count > 1
+    dof = np.where(several, count - 1, 1)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(np.maximum(m2, 0) / dof / np.maximum(count, 1))
+    return StepReward(count.astype(np.int64), mean, np.where(several, half, np.nan))
+
+
 @dataclasses.dataclass
 class EvalResult:
     """Per-task outcomes of one agent on one task set, and their summaries.
@@ -138,6 +187,7 @@ class EvalResult:
     successes: np.ndarray | None = None  # [task, episode] 1.0 where the episode reached its goal
     change_steps: np.ndarray | None = None  # [task] trial step of the dynamics change (families that change)
     distribution: Any = None  # the TaskDistribution tasks were drawn from, when not the family's default
+    per_step_reward: StepReward | None = None  # [episode, step] reward over tasks (`evaluate(per_step=True)`)
 
     @property
     def num_tasks(self) -> int:
@@ -198,6 +248,8 @@ class EvalResult:
             out["per_episode_success"] = [
                 {"mean": _num(m), "ci95": _num(h)} for m, h in zip(*mean_ci(self.successes))
             ]
+        if self.per_step_reward is not None:
+            out["per_step_reward"] = self.per_step_reward.to_json()
         if self.change_steps is not None:
             # the trial step at which each task's dynamics changed (step t of episode e: e * horizon + t)
             out["change_steps"] = [int(x) for x in self.change_steps]
@@ -263,8 +315,10 @@ def check_action_frequencies(family: TaskFamily) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool, with_dist: bool = False):
-    """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums.
+def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool, with_dist: bool = False,
+              per_step: bool = False):
+    """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums (and,
+    with `per_step`, to the chunk's moments of the reward at every step: `_step_moments`).
 
     The compiled function takes task *indices*: task parameters, environment keys and agent keys
     are derived inside it, so a chunk of tasks costs one call and no host-side work. With
@@ -301,6 +355,8 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         rec = run_trials(family, agent, params, tasks, env_keys(split_id, indices), agent_keys, num_episodes)
         out = jax.vmap(summarise)(tasks, rec)
         out["action_counts"] = jnp.einsum("m,m...->...", weight, out["action_counts"])
+        if per_step:
+            out["step_reward"] = _step_moments(weight, rec)
         return out
 
     if sweep:
@@ -322,6 +378,7 @@ def evaluate(
     chunk_size: int | None = None,
     first_task: int = 0,
     distribution: Any = None,
+    per_step: bool = False,
 ) -> EvalResult:
     """Runs `agent` on the first `num_tasks` tasks of `split`, one trial of `num_episodes` each.
 
@@ -342,13 +399,17 @@ def evaluate(
         `TaskDistribution` (with task i's key) instead of the family's default one: `metarlkit
         sweep` fixes one parameter this way. Recorded in the result's provenance; one compiled
         program serves every distribution of the same kinds.
+      per_step: also keep the reward at every step of every episode, over the tasks where that step
+        is valid (`EvalResult.per_step_reward`, JSON `per_step_reward`). Each chunk of tasks is
+        reduced to its moments inside the compiled program, so memory does not grow with the set.
 
     Returns:
       EvalResult.
     """
     start = time.perf_counter()
     out, counts = _evaluate_many(
-        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task, distribution
+        agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task, distribution,
+        per_step,
     )
     wall = time.perf_counter() - start
     extra = {}
@@ -372,6 +433,7 @@ def evaluate(
         successes=out.get("successes"),
         change_steps=out.get("change_steps"),
         distribution=distribution,
+        per_step_reward=step_reward(out["step_reward"]) if per_step else None,
     )
 
 
@@ -438,9 +500,9 @@ def _chunk_args(chunk: int):
     return np.zeros(chunk, np.uint32), np.int32(0), np.int32(0), np.ones(chunk, np.float32)
 
 
-def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None):
+def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None, per_step=False):
     """The compiled program for these arguments: compiled here, or awaited if already in flight."""
-    key = (family, agent, num_episodes, sweep, chunk, _signature(params), _signature(dist))
+    key = (family, agent, num_episodes, sweep, chunk, _signature(params), _signature(dist), per_step)
     with _EXECUTABLES_LOCK:
         future = _EXECUTABLES.get(key)
         owner = future is None
@@ -448,7 +510,7 @@ def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None):
             future = _EXECUTABLES[key] = concurrent.futures.Future()
     if owner:
         try:
-            fn = _compiled(family, agent, num_episodes, sweep, dist is not None)
+            fn = _compiled(family, agent, num_episodes, sweep, dist is not None, per_step)
             future.set_result(fn.lower(params, *_chunk_args(chunk), dist).compile())
         except BaseException as err:
             with _EXECUTABLES_LOCK:
@@ -469,13 +531,14 @@ def compile_in_background(
     *,
     num_episodes: int,
     chunk_size: int | None = None,
+    per_step: bool = False,
 ) -> concurrent.futures.Future:
     """Starts compiling the program `evaluate` will run for these arguments; returns its Future.
 
     `params` may be a callable returning the params pytree (its values do not matter, only its
     shapes), so that building it also happens off the calling thread. A later `evaluate` with the
-    same agent, family, trial length, chunk and params shapes waits for this compile instead of
-    starting its own.
+    same agent, family, trial length, chunk, params shapes and `per_step` waits for this compile
+    instead of starting its own.
     """
     global _COMPILER
     with _EXECUTABLES_LOCK:
@@ -485,22 +548,22 @@ def compile_in_background(
     def job():
         concrete = params() if callable(params) else params
         chunk = _chunk_for(family, num_episodes, chunk_size, None)
-        return _executable(family, agent, num_episodes, False, concrete, chunk)
+        return _executable(family, agent, num_episodes, False, concrete, chunk, per_step=per_step)
 
     return _COMPILER.submit(job)
 
 
 def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size,
-                   start: int = 0, dist=None):
+                   start: int = 0, dist=None, per_step: bool = False):
     family.check_episodes(num_episodes)
     check_parallel_episodes(agent, num_episodes)
     check_split(split, start + num_tasks, family)
     if dist is not None and family.task_list() is not None:
         raise ValueError(f"{family.spec()} takes its tasks from a published list; it has no distribution to replace")
     chunk = _chunk_for(family, num_episodes, chunk_size, sweep_size)
-    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk, dist)
+    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk, dist, per_step)
     axis = 0 if sweep_size is None else 1
-    pieces, counts = [], None
+    pieces, counts, moments = [], None, None
     for first in range(0, num_tasks, chunk):
         # Every chunk has one shape (no recompiles): the last is padded by repeating earlier tasks,
         # which get weight 0 in the action counts and are dropped from the per-task results.
@@ -510,7 +573,13 @@ def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, 
         out = run(params, idx, np.int32(SPLIT_IDS[split]), np.int32(seed), weight, dist)
         out = jax.tree_util.tree_map(np.asarray, out)
         chunk_counts = out.pop("action_counts")
+        if per_step:
+            chunk_moments = out.pop("step_reward")
+            moments = (tuple(np.asarray(x, np.float64) for x in chunk_moments) if moments is None
+                       else _merge_moments(moments, chunk_moments))
         pieces.append({k: np.take(v, np.arange(keep), axis=axis) for k, v in out.items()})
         counts = chunk_counts if counts is None else counts + chunk_counts
     merged = {k: np.concatenate([p[k] for p in pieces], axis=axis) for k in pieces[0]}
+    if per_step:
+        merged["step_reward"] = moments  # (count, mean, sum of squared deviations) [..., episode, step]
     return merged, counts
