@@ -150,3 +150,33 @@ def test_cli_writes_per_step_reward_only_when_asked(capsys, tmp_path):
     assert main(["evaluate", *common, "--per-step"]) == 2  # nothing would show it
     err = capsys.readouterr().err.strip()
     assert err.startswith("metarlkit: error:") and "--json" in err and len(err.splitlines()) == 1
+
+
+def test_a_step_range_gives_each_tasks_mean_reward_over_those_steps(tmp_path, capsys):
+    """`step_range=(a, b)`: per task and episode, the mean reward over its valid steps a <= t < b,
+    the same numbers `per_step` averages; steps past an early end are left out (NaN: none valid)."""
+    from metarlkit import baselines, evaluate, tasks
+    from metarlkit.cli import main
+
+    wind = tasks.from_spec("point-robot-wind")  # no early end: every step of every task is valid
+    rnd = baselines.resolve("random", wind, 2)
+    res = evaluate(rnd.agent, wind, rnd.params, num_episodes=2, num_tasks=6, step_range=(5, 15), per_step=True)
+    assert res.range_reward.shape == (6, 2) and np.all(np.isfinite(res.range_reward))
+    np.testing.assert_allclose(res.range_reward.mean(axis=0), res.per_step_reward.mean[:, 5:15].mean(axis=1), rtol=1e-5)
+    family = tasks.from_spec("point-navigation")
+    oracle = baselines.resolve("oracle", family, 1)
+    res = evaluate(oracle.agent, family, oracle.params, num_episodes=1, num_tasks=6, step_range=(0, 3))
+    late = evaluate(oracle.agent, family, oracle.params, num_episodes=1, num_tasks=6, step_range=(90, 100))
+    assert np.all(np.isnan(late.range_reward))  # the oracle reaches every goal long before step 90
+    assert late.summary()["step_range_reward"]["per_episode"][0] == {"mean": None, "ci95": None, "tasks": 0}
+    out = tmp_path / "r.json"
+    code = main(["evaluate", "--agent", "oracle", "--task", "point-navigation", "--episodes", "1", "--num-tasks", "6",
+                 "--step-range", "0:3", "--json", str(out)])
+    assert code == 0
+    import json
+
+    got = json.loads(out.read_text())["step_range_reward"]
+    assert got["steps"] == [0, 3] and abs(got["per_episode"][0]["mean"] - float(res.range_reward.mean())) < 1e-6
+    assert main(["evaluate", "--agent", "oracle", "--task", "point-navigation", "--episodes", "1",
+                 "--step-range", "5:200"]) == 2
+    assert "0 <= START < STOP <= 100" in capsys.readouterr().err

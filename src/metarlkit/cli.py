@@ -337,6 +337,13 @@ def _prepare_agents(specs: Sequence[str], args):
         raise UsageError(f"--actions needs discrete actions; {family.name} has continuous actions")
     if getattr(args, "per_step", False) and not args.json:
         raise UsageError("--per-step adds per_step_reward to the JSON; give --json FILE too")
+    if getattr(args, "step_range", None) is not None:
+        from metarlkit.evaluation import check_step_range
+
+        try:
+            check_step_range(args.step_range, family)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     _check_tasks(args.split, args.num_tasks, args.tune_tasks, family)
     args.distribution = _physics(family, getattr(args, "physics", None))
     _check_output(args.json, "--json")
@@ -381,7 +388,8 @@ def _start_compiles(entries, family, episodes, args) -> None:
 
     for entry in entries:
         compile_in_background(entry.agent, family, entry.template_params, num_episodes=episodes,
-                              chunk_size=getattr(args, "chunk_size", None), per_step=getattr(args, "per_step", False))
+                              chunk_size=getattr(args, "chunk_size", None), per_step=getattr(args, "per_step", False),
+                              step_range=getattr(args, "step_range", None))
 
 
 def _evaluate_entry(entry, resolved, family, episodes, args, distribution=None):
@@ -395,7 +403,7 @@ def _evaluate_entry(entry, resolved, family, episodes, args, distribution=None):
         agent, family, params, num_episodes=episodes, num_tasks=args.num_tasks,
         split=args.split, seed=args.seed, name=name,
         hyperparameters=hyperparameters, chunk_size=getattr(args, "chunk_size", None), distribution=distribution,
-        per_step=getattr(args, "per_step", False),
+        per_step=getattr(args, "per_step", False), step_range=getattr(args, "step_range", None),
     )
     if tuning:
         result.extra["tuning"] = tuning
@@ -456,6 +464,11 @@ def cmd_evaluate(args) -> int:
     if summary.get("per_episode_success"):
         rates = [s["mean"] for s in summary["per_episode_success"]]
         print(f"success        {sum(rates) / len(rates):.3f} of episodes (first {rates[0]:.3f}, last {rates[-1]:.3f})")
+    if summary.get("step_range_reward"):
+        start, stop = summary["step_range_reward"]["steps"]
+        first = summary["step_range_reward"]["per_episode"][0]
+        shown = _fmt(first) if first["mean"] is not None else "no valid step"
+        print(f"steps {start}-{stop - 1:<7d} {shown} per step (episode 1)")
     if summary.get("return_after_steps"):
         print(f"per episode after k adaptation steps ({summary['parallel_episodes']} episodes per step):")
         for k, stat in enumerate(summary["return_after_steps"]):
@@ -896,6 +909,16 @@ def _add_config_options(p: argparse.ArgumentParser, cls) -> None:
 # --- parser ---------------------------------------------------------------------------------
 
 
+def _step_range(text: str) -> tuple[int, int]:
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(start), int(stop)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give START:STOP (whole steps), e.g. 125:175; got {text!r}") from None
+
+
 def _add_eval_options(p: argparse.ArgumentParser, multi: bool, per_step: bool = True) -> None:
     p.add_argument("--config", help="JSON or TOML file of option defaults (keys are option names)")
     p.add_argument("--agent", action="append", metavar="SPEC",
@@ -919,6 +942,9 @@ def _add_eval_options(p: argparse.ArgumentParser, multi: bool, per_step: bool = 
                        help="add per_step_reward to the JSON: the mean reward and its 95%% half-width over tasks "
                             "at every step of every episode, over the tasks where the step is valid (null where "
                             "none is: every episode had ended)")
+        p.add_argument("--step-range", type=_step_range, metavar="START:STOP",
+                       help="add step_range_reward to the output: per episode, the mean over tasks of each task's "
+                            "mean reward over steps START <= t < STOP (e.g. 125:175, after a change at step 100)")
     if not multi:
         p.add_argument("--actions", type=_positive_int, nargs="?", const=10, default=0, metavar="STEPS",
                        help="print how often each action is taken at the first STEPS steps of the trial "

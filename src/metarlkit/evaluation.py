@@ -188,6 +188,8 @@ class EvalResult:
     change_steps: np.ndarray | None = None  # [task] trial step of the dynamics change (families that change)
     distribution: Any = None  # the TaskDistribution tasks were drawn from, when not the family's default
     per_step_reward: StepReward | None = None  # [episode, step] reward over tasks (`evaluate(per_step=True)`)
+    range_reward: np.ndarray | None = None  # [task, episode] mean reward over `step_range` (NaN: no valid step)
+    step_range: tuple[int, int] | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -250,6 +252,13 @@ class EvalResult:
             ]
         if self.per_step_reward is not None:
             out["per_step_reward"] = self.per_step_reward.to_json()
+        if self.range_reward is not None:
+            per_episode = []
+            for column in self.range_reward.T:
+                finite = column[np.isfinite(column)]
+                m, h = mean_ci(finite) if finite.size else (np.nan, np.nan)
+                per_episode.append({"mean": _num(m), "ci95": _num(h), "tasks": int(finite.size)})
+            out["step_range_reward"] = {"steps": list(self.step_range), "per_episode": per_episode}
         if self.change_steps is not None:
             # the trial step at which each task's dynamics changed (step t of episode e: e * horizon + t)
             out["change_steps"] = [int(x) for x in self.change_steps]
@@ -316,7 +325,7 @@ def check_action_frequencies(family: TaskFamily) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep: bool, with_dist: bool = False,
-              per_step: bool = False):
+              per_step: bool = False, step_range: tuple[int, int] | None = None):
     """jit(vmap over tasks [, vmap over params]) of one trial, reduced to per-episode sums (and,
     with `per_step`, to the chunk's moments of the reward at every step: `_step_moments`).
 
@@ -344,6 +353,12 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
             out["successes"] = jnp.any(rec.success, axis=-1).astype(jnp.float32)
         if getattr(family, "changes", False):
             out["change_steps"] = task["change_step"]
+        if step_range is not None:
+            t = jnp.arange(family.horizon)
+            inside = rec.valid & (t >= step_range[0]) & (t < step_range[1])
+            n = inside.sum(-1)
+            out["range_reward"] = jnp.where(n > 0, jnp.where(inside, rec.reward, 0.0).sum(-1) / jnp.maximum(n, 1),
+                                            jnp.nan)
         return out
 
     def batch(params, indices, split_id, seed, weight, dist=None):
@@ -379,6 +394,7 @@ def evaluate(
     first_task: int = 0,
     distribution: Any = None,
     per_step: bool = False,
+    step_range: tuple[int, int] | None = None,
 ) -> EvalResult:
     """Runs `agent` on the first `num_tasks` tasks of `split`, one trial of `num_episodes` each.
 
@@ -402,6 +418,10 @@ def evaluate(
       per_step: also keep the reward at every step of every episode, over the tasks where that step
         is valid (`EvalResult.per_step_reward`, JSON `per_step_reward`). Each chunk of tasks is
         reduced to its moments inside the compiled program, so memory does not grow with the set.
+      step_range: (start, stop): also keep, per task and episode, the mean reward over the valid
+        steps start <= t < stop of the episode (`EvalResult.range_reward` [task, episode], NaN
+        where none is valid; JSON `step_range_reward`): per-task numbers, so agents can be
+        compared task by task over a stretch of steps (after a change of dynamics, say).
 
     Returns:
       EvalResult.
@@ -409,7 +429,7 @@ def evaluate(
     start = time.perf_counter()
     out, counts = _evaluate_many(
         agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, None, first_task, distribution,
-        per_step,
+        per_step, None if step_range is None else (int(step_range[0]), int(step_range[1])),
     )
     wall = time.perf_counter() - start
     extra = {}
@@ -434,7 +454,18 @@ def evaluate(
         change_steps=out.get("change_steps"),
         distribution=distribution,
         per_step_reward=step_reward(out["step_reward"]) if per_step else None,
+        range_reward=out.get("range_reward"),
+        step_range=None if step_range is None else (int(step_range[0]), int(step_range[1])),
     )
+
+
+def check_step_range(step_range, family: TaskFamily) -> None:
+    """ValueError (one line) unless 0 <= start < stop <= the family's horizon."""
+    start, stop = step_range
+    if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer))
+            and 0 <= start < stop <= family.horizon):
+        raise ValueError(f"a step range is START:STOP with 0 <= START < STOP <= {family.horizon} (the episode's "
+                         f"steps), got {start}:{stop}")
 
 
 def round_summary(returns: np.ndarray, parallel: int) -> dict[str, Any]:
@@ -500,9 +531,9 @@ def _chunk_args(chunk: int):
     return np.zeros(chunk, np.uint32), np.int32(0), np.int32(0), np.ones(chunk, np.float32)
 
 
-def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None, per_step=False):
+def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None, per_step=False, step_range=None):
     """The compiled program for these arguments: compiled here, or awaited if already in flight."""
-    key = (family, agent, num_episodes, sweep, chunk, _signature(params), _signature(dist), per_step)
+    key = (family, agent, num_episodes, sweep, chunk, _signature(params), _signature(dist), per_step, step_range)
     with _EXECUTABLES_LOCK:
         future = _EXECUTABLES.get(key)
         owner = future is None
@@ -510,7 +541,7 @@ def _executable(family, agent, num_episodes, sweep, params, chunk, dist=None, pe
             future = _EXECUTABLES[key] = concurrent.futures.Future()
     if owner:
         try:
-            fn = _compiled(family, agent, num_episodes, sweep, dist is not None, per_step)
+            fn = _compiled(family, agent, num_episodes, sweep, dist is not None, per_step, step_range)
             future.set_result(fn.lower(params, *_chunk_args(chunk), dist).compile())
         except BaseException as err:
             with _EXECUTABLES_LOCK:
@@ -532,6 +563,7 @@ def compile_in_background(
     num_episodes: int,
     chunk_size: int | None = None,
     per_step: bool = False,
+    step_range: tuple[int, int] | None = None,
 ) -> concurrent.futures.Future:
     """Starts compiling the program `evaluate` will run for these arguments; returns its Future.
 
@@ -548,20 +580,23 @@ def compile_in_background(
     def job():
         concrete = params() if callable(params) else params
         chunk = _chunk_for(family, num_episodes, chunk_size, None)
-        return _executable(family, agent, num_episodes, False, concrete, chunk, per_step=per_step)
+        return _executable(family, agent, num_episodes, False, concrete, chunk, per_step=per_step,
+                           step_range=None if step_range is None else (int(step_range[0]), int(step_range[1])))
 
     return _COMPILER.submit(job)
 
 
 def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, chunk_size, sweep_size,
-                   start: int = 0, dist=None, per_step: bool = False):
+                   start: int = 0, dist=None, per_step: bool = False, step_range=None):
     family.check_episodes(num_episodes)
     check_parallel_episodes(agent, num_episodes)
     check_split(split, start + num_tasks, family)
     if dist is not None and family.task_list() is not None:
         raise ValueError(f"{family.spec()} takes its tasks from a published list; it has no distribution to replace")
     chunk = _chunk_for(family, num_episodes, chunk_size, sweep_size)
-    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk, dist, per_step)
+    if step_range is not None:
+        check_step_range(step_range, family)
+    run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk, dist, per_step, step_range)
     axis = 0 if sweep_size is None else 1
     pieces, counts, moments = [], None, None
     for first in range(0, num_tasks, chunk):
