@@ -1,0 +1,111 @@
+"""GrBAL against MB, MB+DE, ReBAL and the true-model planner after a change of dynamics.
+
+    .venv/bin/python benchmarks/grbal_adaptation.py [--task pendulum] [--change-at 100] \
+        [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--json FILE]
+
+Trains (or resumes, or reuses when complete) with `metarlkit train grbal`, on the family with no
+change inside an episode: GrBAL (`--preset cpu`, `--seeds` seeds), ReBAL (`--preset rebal-cpu`,
+`--seeds` seeds) and MB (`--preset mb-cpu`, one seed). Then every agent is scored by the common
+evaluator on `--num-tasks` test tasks of `TASK:change_at=N` (1-episode trials; the dynamics
+change at step N to a second draw from the family's distribution), with `--step-range`, which
+gives each task's mean reward over the steps after the change: MB, MB+DE (the MB run with
+`online_adaptation=true`), every seed of GrBAL and ReBAL, and `mpc` planning in the true model with
+the same planner as the learned agents (random shooting, the cpu preset's candidates and horizon).
+Per seed: the mean reward per step over the range; the paired difference with MB and its 95%
+interval (over tasks); and (agent - MB) / (true-model mpc - MB) with a 95% percentile interval
+from a paired bootstrap over tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from _report import finish
+
+from metarlkit import baselines, evaluate, tasks
+from metarlkit.algos.grbal import PRESETS
+from metarlkit.evaluation import mean_ci
+from metarlkit.experiment import load
+
+
+def train(out: Path, name: str, preset: str, task: str, seeds: int) -> Path:
+    run = out / name
+    command = [str(Path(sys.executable).parent / "metarlkit"), "train", "grbal", "--no-tensorboard", "--no-progress"]
+    command += ["--resume", str(run)] if run.exists() else ["--task", task, "--preset", preset, "--seeds", str(seeds),
+                                                           "--out", str(run)]
+    print("$ metarlkit", " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True)
+    return run
+
+
+def ratio(agent, mb, mpc, draws: int = 2000, seed: int = 0):
+    """(agent - MB) / (mpc - MB) and its 95% percentile interval, resampling tasks (paired)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(agent), (draws, len(agent)))
+    boot = (agent[idx].mean(1) - mb[idx].mean(1)) / (mpc[idx].mean(1) - mb[idx].mean(1))
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float((agent.mean() - mb.mean()) / (mpc.mean() - mb.mean())), float(low), float(high)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="pendulum", help="the family, trained without a change")
+    parser.add_argument("--change-at", type=int, default=100)
+    parser.add_argument("--steps", default="125:175", help="START:STOP, the steps scored after the change")
+    parser.add_argument("--num-tasks", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default="grbal-runs")
+    parser.add_argument("--skip", default="", help="comma-separated: rebal")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    start, _, stop = args.steps.partition(":")
+    step_range = (int(start), int(stop))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {"mb": train(out, "mb", "mb-cpu", args.task, 1), "grbal": train(out, "grbal", "cpu", args.task, args.seeds)}
+    if "rebal" not in args.skip.split(","):
+        runs["rebal"] = train(out, "rebal", "rebal-cpu", args.task, args.seeds)
+
+    family = tasks.from_spec(f"{args.task}:change_at={args.change_at}")
+    cpu = PRESETS["cpu"]
+    reference = baselines.resolve(f"mpc:method=random,horizon=10,candidates={cpu['candidates']}", family, 1)
+
+    def scored(agent, params, name):
+        res = evaluate(agent, family, params, num_episodes=1, num_tasks=args.num_tasks, name=name, step_range=step_range)
+        return res.range_reward[:, 0]
+
+    def run_agent(path, seed=0, **options):
+        trained = load(path, seed=seed, agent_options=options)
+        return scored(trained.agent, trained.params, trained.name)
+
+    mpc = scored(reference.agent, reference.params, "mpc")
+    mb = run_agent(runs["mb"])
+    rows = [("mpc (true model)", None, mpc), ("MB", 0, mb), ("MB+DE", 0, run_agent(runs["mb"], online_adaptation="true"))]
+    for name in ("grbal", "rebal"):
+        if name in runs:
+            rows += [(name.replace("grbal", "GrBAL").replace("rebal", "ReBAL"), s, run_agent(runs[name], s))
+                     for s in range(args.seeds)]
+    print(f"\n{family.spec()}, {args.num_tasks} test tasks, mean reward per step over steps "
+          f"{step_range[0]}-{step_range[1] - 1}; ± is a 95% interval over tasks")
+    print("| agent | seed | reward per step | - MB (paired) | (agent - MB) / (mpc - MB) |")
+    print("|---|---|---|---|---|")
+    report = []
+    for name, seed, x in rows:
+        m, h = mean_ci(x)
+        d = mean_ci(x - mb)
+        r = ratio(x, mb, mpc, seed=seed or 0) if name not in ("MB", "mpc (true model)") else None
+        report.append({"agent": name, "seed": seed, "mean": float(m), "ci95": float(h), "minus_mb": [float(d[0]), float(d[1])],
+                       **({"gap_closed": r[0], "gap_closed_ci95": [r[1], r[2]]} if r else {})})
+        gap = f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]" if r else "-"
+        print(f"| {name} | {'-' if seed is None else seed} | {m:.4f} ± {h:.4f} | {d[0]:+.4f} ± {d[1]:.4f} | {gap} |",
+              flush=True)
+    finish(report, args.json, benchmark="grbal_adaptation", task=family.spec(), steps=list(step_range),
+           num_tasks=args.num_tasks, seeds=args.seeds, runs={k: str(v) for k, v in runs.items()})
+
+
+if __name__ == "__main__":
+    main()
