@@ -46,3 +46,16 @@ def time_chunks(run_chunk, state, num: int, repeats: int):
         jax.block_until_ready(metrics)
         best = min(best, time.perf_counter() - start)
     return compile_s, best, state, metrics
+
+
+def gap_closed(x, low, high, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(x - low) / (high - low) over paired per-task arrays, and its 95% percentile interval from
+    a bootstrap over tasks: the fraction of the gap between two references that `x` closes."""
+    import numpy as np
+
+    x, low, high = (np.asarray(a, np.float64) for a in (x, low, high))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), (draws, len(x)))
+    boot = (x[idx].mean(1) - low[idx].mean(1)) / (high[idx].mean(1) - low[idx].mean(1))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float((x.mean() - low.mean()) / (high.mean() - low.mean())), float(lo), float(hi)

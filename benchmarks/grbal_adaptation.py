@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _report import finish
+from _report import finish, gap_closed
 
 from metarlkit import baselines, evaluate, tasks
 from metarlkit.algos.grbal import PRESETS
@@ -40,15 +40,6 @@ def train(out: Path, name: str, preset: str, task: str, seeds: int) -> Path:
     print("$ metarlkit", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True)
     return run
-
-
-def ratio(agent, mb, mpc, draws: int = 2000, seed: int = 0):
-    """(agent - MB) / (mpc - MB) and its 95% percentile interval, resampling tasks (paired)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(agent), (draws, len(agent)))
-    boot = (agent[idx].mean(1) - mb[idx].mean(1)) / (mpc[idx].mean(1) - mb[idx].mean(1))
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return float((agent.mean() - mb.mean()) / (mpc.mean() - mb.mean())), float(low), float(high)
 
 
 def main():
@@ -97,7 +88,7 @@ def main():
     for name, seed, x in rows:
         m, h = mean_ci(x)
         d = mean_ci(x - mb)
-        r = ratio(x, mb, mpc, seed=seed or 0) if name not in ("MB", "mpc (true model)") else None
+        r = gap_closed(x, mb, mpc, seed=seed or 0) if name not in ("MB", "mpc (true model)") else None
         report.append({"agent": name, "seed": seed, "mean": float(m), "ci95": float(h), "minus_mb": [float(d[0]), float(d[1])],
                        **({"gap_closed": r[0], "gap_closed_ci95": [r[1], r[2]]} if r else {})})
         gap = f"{r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}]" if r else "-"

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _report import finish
+from _report import finish, gap_closed
 
 from metarlkit import baselines, evaluate, tasks
 from metarlkit.evaluation import mean_ci
@@ -58,16 +58,6 @@ def train(out: Path, name: str, args) -> Path:
     print("$ metarlkit", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True)
     return run
-
-
-def bootstrap_ratio(rl2, ff, told, draws: int = 2000, seed: int = 0):
-    """The gap fraction and its 95% percentile interval, resampling tasks (paired)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(rl2), (draws, len(rl2)))
-    ratios = (rl2[idx].mean(1) - ff[idx].mean(1)) / (told[idx].mean(1) - ff[idx].mean(1))
-    point = (rl2.mean() - ff.mean()) / (told.mean() - ff.mean())
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(point), float(low), float(high)
 
 
 def proportional_controller(gain: float = 1.9):
@@ -136,7 +126,7 @@ def main():
     for seed in range(args.seeds):
         r = {name: score(name, seed) for name in VARIANTS}
         others = {name: score(name, seed) for name in args.also}
-        ratio, low, high = bootstrap_ratio(r["rl2"], r["feedforward"], r["told"], seed=seed)
+        ratio, low, high = gap_closed(r["rl2"], r["feedforward"], r["told"], seed=seed)
         stats = {name: mean_ci(x) for name, x in r.items()}
         d_mem, d_told = mean_ci(r["rl2"] - r["feedforward"]), mean_ci(r["told"] - r["feedforward"])
         row = {"seed": seed, **{name: {"mean": float(m), "ci95": float(h)} for name, (m, h) in stats.items()},
@@ -144,7 +134,7 @@ def main():
                "told_minus_feedforward": [float(d_told[0]), float(d_told[1])],
                "gap_closed": ratio, "gap_closed_ci95": [low, high]}
         for name, x in others.items():
-            ratio_x, low_x, high_x = bootstrap_ratio(x, r["feedforward"], r["told"], seed=seed)
+            ratio_x, low_x, high_x = gap_closed(x, r["feedforward"], r["told"], seed=seed)
             m, h = mean_ci(x)
             row.setdefault("also", {})[name] = {"mean": float(m), "ci95": float(h), "gap_closed": ratio_x,
                                                 "gap_closed_ci95": [low_x, high_x]}
