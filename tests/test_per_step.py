@@ -180,3 +180,27 @@ def test_a_step_range_gives_each_tasks_mean_reward_over_those_steps(tmp_path, ca
     assert main(["evaluate", "--agent", "oracle", "--task", "point-navigation", "--episodes", "1",
                  "--step-range", "5:200"]) == 2
     assert "0 <= START < STOP <= 100" in capsys.readouterr().err
+
+
+def test_per_step_rewards_align_on_each_tasks_change(tmp_path):
+    """On a family whose dynamics change at a task-dependent step, the aligned per-step reward at
+    offset k averages each task's reward at its change step + k: with a change spread of 0 it is
+    the per-step reward shifted by the change step; the plot draws a third panel."""
+    from metarlkit import baselines, evaluate, tasks
+    from metarlkit.plotting import plot_results
+
+    fixed = tasks.from_spec("point-robot-wind:change_at=7")
+    rnd = baselines.resolve("random", fixed, 2)
+    res = evaluate(rnd.agent, fixed, rnd.params, num_episodes=2, num_tasks=5, per_step=True)
+    trial = 2 * fixed.horizon
+    assert res.aligned_reward.mean.shape == (1, 2 * trial)
+    flat = res.per_step_reward.mean.reshape(-1)
+    np.testing.assert_allclose(res.aligned_reward.mean[0, trial - 7: 2 * trial - 7], flat, rtol=1e-5)
+    out = res.summary()["per_step_reward_after_change"]
+    assert out["first_step"] == -7 and len(out["steps"]) == trial
+    spread = tasks.from_spec("point-robot-wind:change_at=5,change_spread=20")
+    res = evaluate(rnd.agent, spread, rnd.params, num_episodes=2, num_tasks=8, per_step=True)
+    assert len(set(res.change_steps.tolist())) > 1
+    assert int(res.aligned_reward.count[0, trial]) == 8  # every task has its change step
+    plot_results([res], tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 0

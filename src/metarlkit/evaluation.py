@@ -141,6 +141,25 @@ def _step_moments(weight, rec):
     return count, mean, (w * (rec.reward - mean) ** 2).sum(0)
 
 
+def _aligned_moments(weight, rec, change_step, trial_steps: int):
+    """`_step_moments` of the reward at each trial step relative to each task's change of
+    dynamics, [1, 2 T] (T trial steps): position p holds trial step change_step + p - T."""
+    rewards = rec.reward.reshape(rec.reward.shape[0], -1)
+    valid = rec.valid.reshape(rec.valid.shape[0], -1) * weight[:, None]
+    pos = jnp.arange(trial_steps)[None, :] - change_step[:, None] + trial_steps
+
+    pos = jnp.where(pos < 0, 2 * trial_steps, pos)  # a change after the trial: those steps are dropped
+
+    def place(x, p):
+        return jnp.zeros((2 * trial_steps,), jnp.float32).at[p].set(x.astype(jnp.float32), mode="drop")
+
+    w = jax.vmap(place)(valid, pos)
+    r = jax.vmap(place)(rewards, pos)
+    count = w.sum(0)
+    mean = (w * r).sum(0) / jnp.maximum(count, 1.0)
+    return count[None], mean[None], (w * (r - mean) ** 2).sum(0)[None]
+
+
 def _merge_moments(a, b):
     """The moments of two groups of tasks together (Chan et al.'s pairwise update, in float64)."""
     (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, (np.asarray(x, np.float64) for x in b)
@@ -188,6 +207,7 @@ class EvalResult:
     change_steps: np.ndarray | None = None  # [task] trial step of the dynamics change (families that change)
     distribution: Any = None  # the TaskDistribution tasks were drawn from, when not the family's default
     per_step_reward: StepReward | None = None  # [episode, step] reward over tasks (`evaluate(per_step=True)`)
+    aligned_reward: StepReward | None = None  # [1, 2 T] per-step reward relative to the change (per_step, families that change)
     range_reward: np.ndarray | None = None  # [task, episode] mean reward over `step_range` (NaN: no valid step)
     step_range: tuple[int, int] | None = None
 
@@ -252,6 +272,12 @@ class EvalResult:
             ]
         if self.per_step_reward is not None:
             out["per_step_reward"] = self.per_step_reward.to_json()
+        if self.aligned_reward is not None:
+            trial = self.aligned_reward.count.shape[1] // 2
+            seen = np.flatnonzero(self.aligned_reward.count[0] > 0)
+            lo, hi = (int(seen[0]), int(seen[-1]) + 1) if seen.size else (trial, trial)
+            cells = self.aligned_reward.to_json()[0][lo:hi]
+            out["per_step_reward_after_change"] = {"first_step": lo - trial, "steps": cells}
         if self.range_reward is not None:
             per_episode = []
             for column in self.range_reward.T:
@@ -372,6 +398,9 @@ def _compiled(family: TaskFamily, agent: AdaptiveAgent, num_episodes: int, sweep
         out["action_counts"] = jnp.einsum("m,m...->...", weight, out["action_counts"])
         if per_step:
             out["step_reward"] = _step_moments(weight, rec)
+            if getattr(family, "changes", False):
+                out["step_reward_aligned"] = _aligned_moments(weight, rec, tasks["change_step"],
+                                                              num_episodes * family.horizon)
         return out
 
     if sweep:
@@ -416,7 +445,10 @@ def evaluate(
         sweep` fixes one parameter this way. Recorded in the result's provenance; one compiled
         program serves every distribution of the same kinds.
       per_step: also keep the reward at every step of every episode, over the tasks where that step
-        is valid (`EvalResult.per_step_reward`, JSON `per_step_reward`). Each chunk of tasks is
+        is valid (`EvalResult.per_step_reward`, JSON `per_step_reward`); on families whose dynamics
+        change inside a trial, also at every trial step relative to each task's change
+        (`EvalResult.aligned_reward`, JSON `per_step_reward_after_change`: `first_step` is the
+        offset of the first entry, negative before the change). Each chunk of tasks is
         reduced to its moments inside the compiled program, so memory does not grow with the set.
       step_range: (start, stop): also keep, per task and episode, the mean reward over the valid
         steps start <= t < stop of the episode (`EvalResult.range_reward` [task, episode], NaN
@@ -454,6 +486,7 @@ def evaluate(
         change_steps=out.get("change_steps"),
         distribution=distribution,
         per_step_reward=step_reward(out["step_reward"]) if per_step else None,
+        aligned_reward=step_reward(out["step_reward_aligned"]) if "step_reward_aligned" in out else None,
         range_reward=out.get("range_reward"),
         step_range=None if step_range is None else (int(step_range[0]), int(step_range[1])),
     )
@@ -598,7 +631,7 @@ def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, 
         check_step_range(step_range, family)
     run = _executable(family, agent, num_episodes, sweep_size is not None, params, chunk, dist, per_step, step_range)
     axis = 0 if sweep_size is None else 1
-    pieces, counts, moments = [], None, None
+    pieces, counts, moments, aligned = [], None, None, None
     for first in range(0, num_tasks, chunk):
         # Every chunk has one shape (no recompiles): the last is padded by repeating earlier tasks,
         # which get weight 0 in the action counts and are dropped from the per-task results.
@@ -612,9 +645,15 @@ def _evaluate_many(agent, family, params, num_episodes, num_tasks, split, seed, 
             chunk_moments = out.pop("step_reward")
             moments = (tuple(np.asarray(x, np.float64) for x in chunk_moments) if moments is None
                        else _merge_moments(moments, chunk_moments))
+            if "step_reward_aligned" in out:
+                chunk_aligned = out.pop("step_reward_aligned")
+                aligned = (tuple(np.asarray(x, np.float64) for x in chunk_aligned) if aligned is None
+                           else _merge_moments(aligned, chunk_aligned))
         pieces.append({k: np.take(v, np.arange(keep), axis=axis) for k, v in out.items()})
         counts = chunk_counts if counts is None else counts + chunk_counts
     merged = {k: np.concatenate([p[k] for p in pieces], axis=axis) for k in pieces[0]}
     if per_step:
         merged["step_reward"] = moments  # (count, mean, sum of squared deviations) [..., episode, step]
+        if aligned is not None:
+            merged["step_reward_aligned"] = aligned  # the same [1, 2 T], relative to the change
     return merged, counts

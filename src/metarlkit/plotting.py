@@ -21,11 +21,33 @@ def plot_results(results: Sequence[EvalResult], path: str | os.PathLike, title: 
     per agent as bars with 95% intervals.
     """
     plt = _pyplot()
-    fig, (ax_ret, ax_reg) = plt.subplots(1, 2, figsize=(12, 4.5))
+    aligned = [r for r in results if r.aligned_reward is not None]
+    fig, axes = plt.subplots(1, 3 if aligned else 2, figsize=(18 if aligned else 12, 4.5))
+    ax_ret, ax_reg = axes[0], axes[1]
     first = results[0]
     _draw_results(ax_ret, ax_reg, results)
+    if aligned:
+        _draw_aligned(axes[2], aligned)
     fig.suptitle(title or f"{first.family.spec()} - {first.num_episodes} episodes, {first.num_tasks} {first.split} tasks")
     _save(fig, path)
+
+
+def _draw_aligned(ax, results: Sequence[EvalResult]) -> None:
+    """Mean reward per step with its 95% band against the step relative to each task's change of
+    dynamics (`evaluate(per_step=True)` on a family that changes inside a trial)."""
+    for res in results:
+        rew = res.aligned_reward
+        trial = rew.count.shape[1] // 2
+        keep = rew.count[0] > 0
+        steps = np.arange(-trial, trial)[keep]
+        mean, half = rew.mean[0][keep], np.nan_to_num(rew.ci95[0][keep])
+        (line,) = ax.plot(steps, mean, lw=1.0, label=short_agent_name(res.agent_name))
+        ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.15)
+    ax.axvline(0, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("step relative to the change of dynamics")
+    ax.set_ylabel("mean reward per step")
+    ax.set_title("aligned on each task's change")
+    ax.legend(fontsize=7)
 
 
 def _pyplot():
