@@ -80,7 +80,7 @@ def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
         episodes = np.arange(1, first.num_episodes + 1)
         for res in results:
             mean, half = mean_ci(res.returns)
-            (line,) = ax_ret.plot(episodes, mean, label=res.agent_name, lw=1.2)
+            (line,) = ax_ret.plot(episodes, mean, label=short_agent_name(res.agent_name), lw=1.2)
             ax_ret.fill_between(episodes, mean - half, mean + half, color=line.get_color(), alpha=0.2)
             if res.regret is None:  # the family declares no optimum
                 continue
@@ -94,7 +94,7 @@ def _draw_results(ax_ret, ax_reg, results: Sequence[EvalResult]) -> None:
         ax_reg.set_ylabel("cumulative regret")
         ax_ret.legend(fontsize=8)
     else:
-        names = [r.agent_name for r in results]
+        names = [short_agent_name(r.agent_name) for r in results]
         x = np.arange(len(results))
         for ax, metric, label in ((ax_ret, "total_reward", "total reward"), (ax_reg, "regret", "regret")):
             if getattr(first, metric) is None:
