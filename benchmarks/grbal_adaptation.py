@@ -1,7 +1,7 @@
 """GrBAL against MB, MB+DE, ReBAL and the true-model planner after a change of dynamics.
 
     .venv/bin/python benchmarks/grbal_adaptation.py [--task pendulum] [--change-at 100] \
-        [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--json FILE]
+        [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--spread S] [--json FILE]
 
 Trains (or resumes, or reuses when complete) with `metarlkit train grbal`, on the family with no
 change inside an episode: GrBAL (`--preset cpu`, `--seeds` seeds), ReBAL (`--preset rebal-cpu`,
@@ -46,6 +46,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="pendulum", help="the family, trained without a change")
     parser.add_argument("--change-at", type=int, default=100)
+    parser.add_argument("--spread", type=float, help="score on tasks of this parameter spread (training keeps the "
+                                                     "family's own): larger changes, beyond the training range")
     parser.add_argument("--steps", default="125:175", help="START:STOP, the steps scored after the change")
     parser.add_argument("--num-tasks", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
@@ -61,7 +63,8 @@ def main():
     if "rebal" not in args.skip.split(","):
         runs["rebal"] = train(out, "rebal", "rebal-cpu", args.task, args.seeds)
 
-    family = tasks.from_spec(f"{args.task}:change_at={args.change_at}")
+    extra = "" if args.spread is None else f",spread={args.spread:g}"
+    family = tasks.from_spec(f"{args.task}:change_at={args.change_at}{extra}")
     cpu = PRESETS["cpu"]
     reference = baselines.resolve(f"mpc:method=random,horizon=10,candidates={cpu['candidates']}", family, 1)
 
