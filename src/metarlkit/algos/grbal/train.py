@@ -106,7 +106,7 @@ def make_train(config: GrBALConfig, family: TaskFamily, num_episodes: int | None
                           D.empty(capacity, horizon, obs_size, act_size), key, jnp.int32(0))
 
     def collect(state: TrainState, key, n: int, random: bool):
-        """n episodes on fresh tasks, appended: (state, the episodes' returns [n], the new slots' weights)."""
+        """n episodes on fresh tasks, appended: (state, the episodes' returns [n], the first new slot)."""
         key_tasks, key_env, key_agent, key_split = jax.random.split(key, 4)
         tasks = source.sample(key_tasks, n)
         params = {"model": state.model, "norm": state.norm}
