@@ -171,6 +171,109 @@ def test_step_mean_weights_steps_or_episodes():
         losses.step_mean(x, full, "task")
 
 
+def _reference_inner_step(params, obs, action, reward, valid, gamma, lr, weighting):
+    """One inner step written out from pytorch-maml-rl's formulas ('episode': `BatchEpisodes`,
+    `LinearFeatureBaseline`, `weighted_normalize(lengths)`, `reinforce_loss`, `update_params`) or
+    rllab's ('step': the same baseline, centred and scaled over all valid steps, loss averaged over
+    them), time-major [T, B] in float64. Returns phi (our params layout)."""
+    o, a = np.swapaxes(obs, 0, 1), np.swapaxes(action, 0, 1)
+    r, m = np.swapaxes(reward, 0, 1), np.swapaxes(valid, 0, 1).astype(np.float64)
+    T, B = r.shape
+    lengths = m.sum(0)
+    ret, acc = np.zeros_like(r), np.zeros(B)
+    for t in reversed(range(T)):
+        acc = gamma * acc + r[t] * m[t]
+        ret[t] = acc
+    ts = np.arange(T).reshape(-1, 1, 1) * m[..., None] / 100.0
+    feats = np.concatenate([o * m[..., None], (o * m[..., None]) ** 2, ts, ts**2, ts**3, m[..., None]], axis=2)
+    X, y = feats[m > 0], ret[m > 0]
+    w = np.linalg.solve(X.T @ X + 1e-5 * np.eye(X.shape[1]), X.T @ y)
+    v = np.concatenate([(feats @ w) * m, np.zeros((1, B))])
+    delta = r + gamma * v[1:] - v[:-1]
+    adv, acc = np.zeros_like(r), np.zeros(B)
+    for t in reversed(range(T)):  # lambda = 1
+        acc = gamma * acc + delta[t]
+        adv[t] = acc
+    adv = adv * m
+    if weighting == "episode":
+        centred = (adv - np.mean(adv.sum(0) / lengths)) * m
+        adv = centred / (np.sqrt(np.mean((centred**2).sum(0) / lengths)) + 1e-8)
+    else:
+        centred = (adv - adv.sum() / m.sum()) * m
+        adv = centred / (np.sqrt((centred**2).sum() / m.sum()) + 1e-8)
+
+    def loss(p):
+        h = jnp.tanh(jnp.asarray(o) @ p["w0"] + p["b0"])
+        mu = h @ p["w1"] + p["b1"]
+        z = (jnp.asarray(a) - mu) / jnp.exp(p["log_std"])
+        logp = jnp.sum(-0.5 * z**2 - p["log_std"] - 0.5 * np.log(2 * np.pi), axis=-1)
+        if weighting == "episode":
+            return -jnp.mean(jnp.sum(logp * adv * m, axis=0) / lengths)
+        return -jnp.sum(logp * adv * m) / m.sum()
+
+    grads = jax.grad(loss)(params)
+    return {k: params[k] - lr * grads[k] for k in params}
+
+
+@pytest.mark.parametrize("weighting", ["episode", "step"])
+def test_inner_step_equals_the_reference_formula(weighting):
+    """The agent's inner step on a fixed batch with early-ending episodes is pytorch-maml-rl's
+    ('episode': advantages normalised by the mean of per-episode means and the per-episode mean
+    square, as its `weighted_normalize`) or rllab's ('step'), to 1e-5 (issue 23: the advantages
+    were normalised over the steps under either weighting)."""
+    n, h, lr, gamma = 4, 8, 0.1, 0.99
+    with jax.enable_x64(True):
+        k_obs, k_act, k_rew, k_par = jax.random.split(jax.random.PRNGKey(7), 4)
+        valid = np.arange(h)[None, :] < np.array([[h], [3], [1], [6]])
+        obs = np.where(valid[..., None], np.asarray(jax.random.uniform(k_obs, (n, h, 2), jnp.float64, -0.5, 0.5)), 0.0)
+        action = np.where(valid[..., None], 0.1 * np.asarray(jax.random.normal(k_act, (n, h, 2), jnp.float64)), 0.0)
+        reward = np.where(valid, -np.asarray(jax.random.uniform(k_rew, (n, h), jnp.float64)), 0.0)
+        params = _as64(init_mlp_policy(k_par, 2, (5,), 2, continuous=True, init_log_std=-1.0))
+        params = jax.tree_util.tree_map(jnp.asarray, params)
+        agent = maml.make_agent(obs_size=2, num_actions=2, horizon=h, continuous=True, activation="tanh",
+                                trajectories=n, inner_lrs=(lr,), inner_estimator="vpg", gamma=gamma, gae_lambda=1.0,
+                                action_bounds=((-0.1, -0.1), (0.1, 0.1)), weighting=weighting)
+        from metarlkit.algos.maml.agent import MAMLState
+
+        state = MAMLState(policy=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), params),
+                          steps_done=jnp.zeros(n, jnp.int32), obs=jnp.asarray(obs), action=jnp.asarray(action),
+                          reward=jnp.asarray(reward), valid=jnp.asarray(valid), t=jnp.zeros(n, jnp.int32),
+                          last_obs=jnp.asarray(obs[:, 0]), last_action=jnp.asarray(action[:, 0]))
+        phi = agent.end_episode(None, state, 0, None).policy
+        expected = _reference_inner_step(params, obs, action, reward, valid, gamma, lr, weighting)
+        for name in params:
+            np.testing.assert_allclose(phi[name], expected[name], rtol=0, atol=1e-5, err_msg=name)
+            assert float(jnp.max(jnp.abs(phi[name] - params[name]))) > 1e-4  # the step moved it
+        other = _reference_inner_step(params, obs, action, reward, valid, gamma, lr,
+                                      "step" if weighting == "episode" else "episode")
+        assert max(float(jnp.max(jnp.abs(phi[k] - other[k]))) for k in params) > 1e-4  # the batch tells them apart
+
+
+def test_a_pytorch_maml_rl_policy_loads_as_theta(tmp_path):
+    """A pytorch-maml-rl NormalMLPPolicy state dict (as .npz) becomes our params: the same mean
+    (PyTorch's x W^T + b with tanh between layers) and log-std; a dict of another shape is a
+    one-line error."""
+    from metarlkit.algos.maml.convert import from_pytorch_maml_rl, load_pytorch_maml_rl
+
+    rng = np.random.default_rng(0)
+    arrays = {"layer1.weight": rng.normal(size=(6, 2)), "layer1.bias": rng.normal(size=6),
+              "layer2.weight": rng.normal(size=(5, 6)), "layer2.bias": rng.normal(size=5),
+              "mu.weight": rng.normal(size=(2, 5)), "mu.bias": rng.normal(size=2), "sigma": np.array([-2.6, -2.9])}
+    arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
+    np.savez(tmp_path / "policy.npz", **arrays)
+    params = load_pytorch_maml_rl(tmp_path / "policy.npz")
+    x = rng.normal(size=(3, 2)).astype(np.float32)
+    hidden = np.tanh(np.tanh(x @ arrays["layer1.weight"].T + arrays["layer1.bias"]) @ arrays["layer2.weight"].T
+                     + arrays["layer2.bias"])
+    dist = mlp_policy(params, jnp.asarray(x), "tanh")
+    np.testing.assert_allclose(dist.mean, hidden @ arrays["mu.weight"].T + arrays["mu.bias"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dist.log_std[0], arrays["sigma"])
+    with pytest.raises(ValueError, match="NormalMLPPolicy"):
+        from_pytorch_maml_rl({k: v for k, v in arrays.items() if k != "sigma"})
+    with pytest.raises(ValueError, match="layer2"):
+        from_pytorch_maml_rl({**arrays, "layer2.weight": arrays["layer2.weight"][:, :4]})
+
+
 @pytest.mark.parametrize("preset", sorted(maml.PRESETS))
 def test_presets_are_valid_and_reach_the_agent(preset):
     """Every preset is a valid configuration, and the agent that training and evaluation build

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 
 from metarlkit.nets.mlp import mlp_policy
-from metarlkit.rl.losses import normalize_advantages
 from metarlkit.rl.optim import fit_linear_baseline, linear_baseline_features, linear_baseline_values
 from metarlkit.rl.returns import discounted_returns, gae
 
@@ -46,9 +45,9 @@ class Processed(NamedTuple):
     """Episodes with what the losses need from them; everything here is data (no gradient)."""
 
     episodes: Episodes
-    advantage: jax.Array  # [N, H] GAE over the linear baseline, normalised over the valid steps
+    advantage: jax.Array  # [N, H] GAE over the linear baseline, normalised under the weighting
     baseline: jax.Array  # [N, H] the fitted baseline's values (DiCE)
-    scale: jax.Array  # scalar, the advantages' standard deviation before normalising (DiCE)
+    scale: jax.Array  # scalar, the advantages' standard deviation (under the weighting) before normalising (DiCE)
 
 
 def step_mean(x: jax.Array, valid: jax.Array, weighting: str) -> jax.Array:
@@ -64,9 +63,18 @@ def step_mean(x: jax.Array, valid: jax.Array, weighting: str) -> jax.Array:
     raise ValueError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}")
 
 
-def process(episodes: Episodes, gamma: float, gae_lambda: float) -> Processed:
+def process(episodes: Episodes, gamma: float, gae_lambda: float, weighting: str = "step") -> Processed:
     """Advantages of one task's episodes: a linear feature baseline fitted to their discounted
-    returns (per task, as rllab / pytorch-maml-rl), GAE over it, normalised over the valid steps."""
+    returns (per task, as rllab / pytorch-maml-rl), GAE over it, normalised to mean 0 and standard
+    deviation 1 under the losses' `weighting` (`step_mean`).
+
+    'step' (rllab's `center_advantages`): the mean and variance over all valid steps. 'episode'
+    (pytorch-maml-rl's `weighted_normalize` with episode lengths): the mean of the per-episode means,
+    and the mean over episodes of each episode's mean square about it. Normalising under the loss's
+    own weighting keeps the advantages centred where the loss averages them; centred over the steps
+    instead, an episode that ends early (2D navigation's goal) keeps an offset that its full
+    episode's weight multiplies into the gradient (benchmarks/maml_reference_step.py).
+    """
     horizon = episodes.reward.shape[-1]
     returns = jax.vmap(lambda r, ok: discounted_returns(r, gamma, 0.0, ok))(episodes.reward, episodes.valid)
     features = jax.vmap(lambda o, ok: linear_baseline_features(o.reshape(horizon, -1), ok, horizon))(
@@ -74,11 +82,9 @@ def process(episodes: Episodes, gamma: float, gae_lambda: float) -> Processed:
     weights = fit_linear_baseline(features, returns, episodes.valid)
     values = jnp.where(episodes.valid, linear_baseline_values(weights, features), 0.0)
     adv, _ = jax.vmap(lambda r, v, ok: gae(r, v, gamma, gae_lambda, 0.0, ok))(episodes.reward, values, episodes.valid)
-    mask = episodes.valid.astype(adv.dtype)
-    count = jnp.maximum(mask.sum(), 1.0)
-    mean = jnp.sum(adv * mask) / count
-    scale = jnp.sqrt(jnp.sum(((adv - mean) * mask) ** 2) / count)
-    adv = normalize_advantages(adv, episodes.valid)
+    mean = step_mean(adv, episodes.valid, weighting)
+    scale = jnp.sqrt(step_mean((adv - mean) ** 2, episodes.valid, weighting))
+    adv = jnp.where(episodes.valid, (adv - mean) / (scale + 1e-8), 0.0)
     return Processed(episodes, jax.lax.stop_gradient(adv), jax.lax.stop_gradient(values),
                      jax.lax.stop_gradient(scale))
 

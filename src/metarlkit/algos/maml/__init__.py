@@ -3,6 +3,7 @@
 
 from metarlkit.algos.maml.agent import make_agent
 from metarlkit.algos.maml.config import PRESETS, MAMLConfig, default_preset
+from metarlkit.algos.maml.convert import from_pytorch_maml_rl, load_pytorch_maml_rl
 from metarlkit.algos.maml.train import TrainState, check, default_episodes, make_train
 from metarlkit.algos.registry import Algorithm, Curve, register
 
@@ -27,4 +28,4 @@ ALGORITHM = register(Algorithm(
 ))
 
 __all__ = ["ALGORITHM", "Config", "MAMLConfig", "PRESETS", "TrainState", "check", "default_episodes",
-           "make_agent", "make_train"]
+           "from_pytorch_maml_rl", "load_pytorch_maml_rl", "make_agent", "make_train"]

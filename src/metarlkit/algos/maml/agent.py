@@ -55,7 +55,8 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
       action_bounds: the family's action box (`TaskFamily.action_box`), None for discrete actions.
       normalize_actions: the policy acts in box units: its [-1, 1] is mapped onto `action_bounds`
         (`env_action`); False: the policy's action is the environment's.
-      weighting: the inner loss's mean over steps (`rl.adaptation.step_mean`); 'episode' for run
+      weighting: the inner loss's mean over steps (`rl.adaptation.step_mean`), and the weighting
+        its advantages are normalised under (`rl.adaptation.process`); 'episode' for run
         directories saved before the option existed.
 
     Cached, so every agent of one configuration shares compiled evaluation programs.
@@ -106,7 +107,7 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
         episodes = Episodes(states.obs, states.action, states.reward, states.valid)
         policy = jax.tree_util.tree_map(lambda x: x[0], states.policy)  # the same in every episode
         steps_done = states.steps_done[0]
-        grads = grad_fn(policy, process(episodes, gamma, gae_lambda))
+        grads = grad_fn(policy, process(episodes, gamma, gae_lambda, weighting))
         lr = lrs[jnp.minimum(steps_done, lrs.shape[0] - 1)]
         policy = jax.tree_util.tree_map(lambda p, g: p - lr * g, policy, grads)
         return empty_buffer(policy, steps_done + 1)

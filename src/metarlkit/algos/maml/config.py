@@ -97,10 +97,11 @@ class MAMLConfig:
     gae_lambda: float = 1.0
     """GAE lambda over the linear feature baseline (1.0: Monte-Carlo returns minus the baseline)."""
     weighting: str = "episode"
-    """How every loss averages over the steps of a batch: 'step' (each valid step weighs the same;
-    rllab, the MAML paper's code) or 'episode' (each episode's mean, then the mean over episodes;
-    pytorch-maml-rl). They differ when episodes end early: with 'episode', an episode that reaches
-    the goal in a few steps gets a whole episode's weight in those steps."""
+    """How every loss averages over the steps of a batch, and the advantages are normalised: 'step'
+    (each valid step weighs the same; rllab, the MAML paper's code) or 'episode' (each episode's
+    mean, then the mean over episodes; pytorch-maml-rl). They differ when episodes end early: with
+    'episode', an episode that reaches the goal in a few steps gets a whole episode's weight in
+    those steps."""
     keep_best: bool = False
     """Evaluate the theta of the meta-iteration whose training tasks had the best post-adaptation
     return (Finn et al. keep the best iteration), not the last one."""

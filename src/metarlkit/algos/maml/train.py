@@ -138,7 +138,8 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
         split = lambda x: x.reshape((M, rounds, P) + x.shape[2:])  # noqa: E731
         obs, actions = rec.extras  # the policy's own actions, which the agent's inner steps used
         episodes = losses.Episodes(split(obs), split(actions), split(rec.reward), split(rec.valid))
-        processed = jax.vmap(jax.vmap(lambda e: losses.process(e, config.gamma, config.gae_lambda)))(episodes)
+        processed = jax.vmap(jax.vmap(lambda e: losses.process(e, config.gamma, config.gae_lambda,
+                                                               config.weighting)))(episodes)
         inner = jax.tree_util.tree_map(lambda x: x[:, :K], processed)
         outer = jax.tree_util.tree_map(lambda x: x[:, K], processed)
         task_returns = jnp.mean(jnp.sum(episodes.reward, axis=-1), axis=2)  # [M, rounds]
