@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/maml_reference_step.py [--policy 1|2|FILE.npz] [--task I] [--seed S]
         [--weighting episode|step] [--normalize-weighting episode|step] [--evaluate N] [--json FILE]
 
-Loads a policy trained by pytorch-maml-rl (`/work/shared/peers/pytorch-maml-rl-2dnav/policy_seed1.npz`
+Loads a policy trained by pytorch-maml-rl (`../shared/peers/pytorch-maml-rl-2dnav/policy_seed1.npz`
 by default; `metarlkit.algos.maml.convert`), plays ONE batch of 20 episodes of `point-navigation`
 test task I with our MAML agent (observations, the actions as sampled, rewards and the valid mask
 recorded by the agent itself), then takes one inner step of size 0.1 on that batch twice:
@@ -44,7 +44,8 @@ from metarlkit.rl.returns import discounted_returns, gae
 from metarlkit.tasks.tasksets import env_keys, task_set
 from metarlkit.trial import run_trial
 
-PEERS = "/work/shared/peers/pytorch-maml-rl-2dnav"
+# the reference policies beside the checkout (../shared/peers/pytorch-maml-rl-2dnav)
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "peers", "pytorch-maml-rl-2dnav")
 TRAJECTORIES, LR, GAMMA, LAMBDA = 20, 0.1, 0.99, 1.0
 
 
