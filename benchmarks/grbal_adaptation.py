@@ -2,13 +2,18 @@
 
     .venv/bin/python benchmarks/grbal_adaptation.py [--task pendulum] [--change-at 100] \
         [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--spread S] [--json FILE]
+    .venv/bin/python benchmarks/grbal_adaptation.py --task point-robot-wind --presets wind --reverse \
+        --episodes 2 --change-at 10 --score-episode 1 --steps 0:20 --out grbal-wind-runs
 
 Trains (or resumes, or reuses when complete) with `metarlkit train grbal`, on the family with no
 change inside an episode: GrBAL (`--preset cpu`, `--seeds` seeds), ReBAL (`--preset rebal-cpu`,
-`--seeds` seeds) and MB (`--preset mb-cpu`, one seed). Then every agent is scored by the common
+`--seeds` seeds) and MB (`--preset mb-cpu`, one seed); `--presets wind` takes the `-wind`
+presets (`cpu-wind`, `rebal-cpu-wind`, `mb-cpu-wind`: windows that fit point-robot-wind's 20-step
+episodes). Then every agent is scored by the common
 evaluator on `--num-tasks` test tasks of `TASK:change_at=N` (1-episode trials; the dynamics
-change at step N to a second draw from the family's distribution), with `--step-range`, which
-gives each task's mean reward over the steps after the change: MB, MB+DE (the MB run with
+change at trial step N to a second draw from the family's distribution, or with `--reverse` the
+wind reversed; `--episodes` episodes per trial), with `--step-range`, which gives each task's mean
+reward over the steps after the change in episode `--score-episode`: MB, MB+DE (the MB run with
 `online_adaptation=true`), every seed of GrBAL and ReBAL, and `mpc` planning in the true model with
 the same planner as the learned agents (random shooting, the cpu preset's candidates and horizon).
 Per seed: the mean reward per step over the range; the paired difference with MB and its 95%
@@ -45,7 +50,11 @@ def train(out: Path, name: str, preset: str, task: str, seeds: int) -> Path:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="pendulum", help="the family, trained without a change")
-    parser.add_argument("--change-at", type=int, default=100)
+    parser.add_argument("--change-at", type=int, default=100, help="the trial step of the change")
+    parser.add_argument("--reverse", action="store_true", help="point-robot-wind: the wind reverses at the change")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes per test trial")
+    parser.add_argument("--score-episode", type=int, default=0, help="the episode whose steps are scored")
+    parser.add_argument("--presets", default="", help="'wind': the cpu-wind presets")
     parser.add_argument("--spread", type=float, help="score on tasks of this parameter spread (training keeps the "
                                                      "family's own): larger changes, beyond the training range")
     parser.add_argument("--steps", default="125:175", help="START:STOP, the steps scored after the change")
@@ -59,18 +68,22 @@ def main():
     step_range = (int(start), int(stop))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = {"mb": train(out, "mb", "mb-cpu", args.task, 1), "grbal": train(out, "grbal", "cpu", args.task, args.seeds)}
+    suffix = f"-{args.presets}" if args.presets else ""
+    runs = {"mb": train(out, "mb", f"mb-cpu{suffix}", args.task, 1),
+            "grbal": train(out, "grbal", f"cpu{suffix}", args.task, args.seeds)}
     if "rebal" not in args.skip.split(","):
-        runs["rebal"] = train(out, "rebal", "rebal-cpu", args.task, args.seeds)
+        runs["rebal"] = train(out, "rebal", f"rebal-cpu{suffix}", args.task, args.seeds)
 
-    extra = "" if args.spread is None else f",spread={args.spread:g}"
+    extra = ("" if args.spread is None else f",spread={args.spread:g}") + (",reverse=true" if args.reverse else "")
     family = tasks.from_spec(f"{args.task}:change_at={args.change_at}{extra}")
-    cpu = PRESETS["cpu"]
+    cpu = PRESETS[f"cpu{suffix}"]
+    scored_episode = args.score_episode
     reference = baselines.resolve(f"mpc:method=random,horizon=10,candidates={cpu['candidates']}", family, 1)
 
     def scored(agent, params, name):
-        res = evaluate(agent, family, params, num_episodes=1, num_tasks=args.num_tasks, name=name, step_range=step_range)
-        return res.range_reward[:, 0]
+        res = evaluate(agent, family, params, num_episodes=args.episodes, num_tasks=args.num_tasks, name=name,
+                       step_range=step_range)
+        return res.range_reward[:, scored_episode]
 
     def run_agent(path, seed=0, **options):
         trained = load(path, seed=seed, agent_options=options)
@@ -84,7 +97,8 @@ def main():
             rows += [(name.replace("grbal", "GrBAL").replace("rebal", "ReBAL"), s, run_agent(runs[name], s))
                      for s in range(args.seeds)]
     print(f"\n{family.spec()}, {args.num_tasks} test tasks, mean reward per step over steps "
-          f"{step_range[0]}-{step_range[1] - 1}; ± is a 95% interval over tasks")
+          f"{step_range[0]}-{step_range[1] - 1} of episode {scored_episode + 1} of {args.episodes}; "
+          "± is a 95% interval over tasks")
     print("| agent | seed | reward per step | - MB (paired) | (agent - MB) / (mpc - MB) |")
     print("|---|---|---|---|---|")
     report = []
@@ -98,6 +112,7 @@ def main():
         print(f"| {name} | {'-' if seed is None else seed} | {m:.4f} ± {h:.4f} | {d[0]:+.4f} ± {d[1]:.4f} | {gap} |",
               flush=True)
     finish(report, args.json, benchmark="grbal_adaptation", task=family.spec(), steps=list(step_range),
+           episodes=args.episodes, scored_episode=scored_episode,
            num_tasks=args.num_tasks, seeds=args.seeds, runs={k: str(v) for k, v in runs.items()})
 
 

@@ -45,6 +45,20 @@ def test_one_inner_step_on_a_linear_model_is_the_closed_form_update():
     np.testing.assert_allclose(padded["w0"], adapted["w0"], rtol=1e-5, atol=1e-6)
 
 
+
+def test_validation_watches_the_unadapted_or_the_adapted_loss():
+    key_p, key_x = jax.random.split(jax.random.PRNGKey(3))
+    params = linear_model(key_p)
+    norm = M.identity_normalizer(3, 2)
+    x = jax.random.normal(key_x, (8, 5))
+    window = M.Window(x[:, :3], x[:, 3:], x[:, :3] + 0.5 * x[:, 3:4])
+    plain = M.make_dynamics("mlp", 3, 2, (), "relu", 4, 0.1, True)
+    adapted = M.make_dynamics("mlp", 3, 2, (), "relu", 4, 0.1, True, validate_adapted=True)
+    np.testing.assert_allclose(plain.valid_loss(params, norm, window), M.plain_loss(params, norm, window), rtol=1e-6)
+    np.testing.assert_allclose(adapted.valid_loss(params, norm, window), M.meta_loss(params, norm, window, 4, 0.1),
+                               rtol=1e-6)
+    assert not np.isclose(M.meta_loss(params, norm, window, 4, 0.1), M.plain_loss(params, norm, window))
+
 def test_a_model_fitted_on_a_known_linear_system_predicts_it():
     key = jax.random.PRNGKey(1)
     a_mat = jnp.array([[0.9, 0.1], [-0.2, 0.95]])

@@ -350,6 +350,19 @@ def test_a_wind_change_inside_the_trial_drifts_by_the_second_wind():
     np.testing.assert_allclose(drift[25:40], np.tile([-0.03, 0.0], (15, 1)), atol=1e-6)
 
 
+
+def test_a_reversed_wind_keeps_its_speed_and_turns_around():
+    from metarlkit.tasks.navigation import PointRobotWind
+
+    f = tasks.from_spec("point-robot-wind:change_at=30,reverse=true")
+    drawn = jax.jit(jax.vmap(f.sample_task))(jax.random.split(jax.random.PRNGKey(1), 500))
+    before = np.asarray(jax.vmap(PointRobotWind.wind)(drawn))
+    after = np.asarray(jax.vmap(PointRobotWind.wind)(drawn["after"]))
+    np.testing.assert_allclose(after, -before, atol=1e-6)
+    assert np.all(np.asarray(drawn["after"]["wind_angle"]) < 2 * np.pi)  # the same range as a drawn angle
+    with pytest.raises(SpecError, match="reverse needs change_at"):
+        tasks.from_spec("point-robot-wind:reverse=true")
+
 # --- PEARL's goal list ---------------------------------------------------------------------------
 
 

@@ -228,7 +228,8 @@ class PointRobotWind(PointRobotActions, ParametricFamily):
     is the position, so an agent without memory cannot know the wind; `observe_wind=true` appends
     the wind of the last step (at a reset, the wind in force): the "told" variant, a reference for
     what knowing the task is worth.
-    `change_at` makes the wind change inside a trial (a second wind from the same distribution).
+    `change_at` makes the wind change inside a trial (a second wind from the same distribution;
+    with `reverse=true`, the first wind reversed: same speed, opposite direction).
 
     The same argument as `point-navigation`'s gives the optimum: after t steps the reachable set is
     the box of half-width 0.1 t around t * wind, and moving each coordinate toward the goal by the
@@ -238,6 +239,7 @@ class PointRobotWind(PointRobotActions, ParametricFamily):
     """
 
     observe_wind: bool = optional_option(False)
+    reverse: bool = optional_option(False)
 
     name: ClassVar[str] = "point-robot-wind"
     version: ClassVar[int] = 1
@@ -254,6 +256,15 @@ class PointRobotWind(PointRobotActions, ParametricFamily):
         super().__post_init__()
         if self.spread != 1.0:
             raise ValueError("point-robot-wind's wind has no log-uniform range: spread applies to pendulum and cartpole")
+        if self.reverse and not self.changes:
+            raise ValueError("reverse needs change_at (the trial step the wind reverses at)")
+
+    def sample_task(self, key, dist: D.TaskDistribution | None = None):
+        task = super().sample_task(key, dist)
+        if self.reverse:
+            task["after"] = {"wind_angle": jnp.mod(task["wind_angle"] + math.pi, 2 * math.pi).astype(jnp.float32),
+                             "wind_speed": task["wind_speed"]}
+        return task
 
     @property
     def defines_optimum(self):

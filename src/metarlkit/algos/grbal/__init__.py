@@ -41,7 +41,8 @@ ALGORITHM = register(Algorithm(
     finite_metrics=("model_loss", "valid_loss"),
     divergence_hint="learning_rate or step_size",
     action_spaces=("continuous",),
-    agent_options=("online_adaptation", "method", "horizon", "candidates", "cem_iterations", "elites", "discount"),
+    agent_options=("online_adaptation", "step_size", "method", "horizon", "candidates", "cem_iterations", "elites",
+                   "discount"),
 ))
 
 __all__ = ["ALGORITHM", "Config", "GrBALConfig", "PRESETS", "TrainState", "make_agent", "make_train"]

@@ -144,10 +144,12 @@ class Dynamics(NamedTuple):
 
 
 def make_dynamics(kind: str, obs_size: int, act_size: int, hidden: tuple[int, ...], activation: str,
-                  adapt_steps: int, step_size: float, meta: bool, core_size: int = 0) -> Dynamics:
+                  adapt_steps: int, step_size: float, meta: bool, core_size: int = 0,
+                  validate_adapted: bool = False) -> Dynamics:
     """'mlp' (GrBAL; with `meta` false, MB: fitted on whole windows, never adapted in training) or
     'recurrent' (ReBAL: a GRU reads the window of M transitions, and an MLP predicts from the
-    observation, the action and the GRU's last output)."""
+    observation, the action and the GRU's last output). GrBAL validates the unadapted loss, or
+    with `validate_adapted` its training loss."""
     m = adapt_steps
     if kind == "mlp":
         def window_loss(params, norm, window):
@@ -162,7 +164,8 @@ def make_dynamics(kind: str, obs_size: int, act_size: int, hidden: tuple[int, ..
             unadapted=lambda params: params,
             predict_next=lambda adapted, norm, obs, act: predict_next(adapted, norm, obs, act, activation),
             window_loss=window_loss,
-            valid_loss=lambda params, norm, window: plain_loss(params, norm, window, activation),
+            valid_loss=(window_loss if meta and validate_adapted
+                        else lambda params, norm, window: plain_loss(params, norm, window, activation)),
         )
     if kind != "recurrent":
         raise ValueError(f"model must be 'mlp' or 'recurrent', got {kind!r}")

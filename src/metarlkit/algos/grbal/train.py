@@ -17,9 +17,9 @@ calls `compute_normalization` on the data passed to `fit`); then epochs of Adam 
 epoch as the training episodes hold batches of `meta_batch` windows of M + K transitions, each on
 the meta-loss (GrBAL: the loss on the last K of the model adapted on the first M; ReBAL: of the
 model conditioned on its GRU's reading of the first M) or the plain loss over the whole window
-(MB); after each epoch, the validation loss on as many held-out batches (GrBAL and MB: the
-unadapted loss, as the reference's `self.loss`; ReBAL: its own loss, as the reference's recurrent
-model validates its predictions) updates a rolling average
+(MB); after each epoch, the validation loss on as many held-out batches (MB, and GrBAL by
+default: the unadapted loss, as the reference's `self.loss`; GrBAL with `validation=adapted` and
+ReBAL: the training loss, as the reference's recurrent model validates its predictions) updates a rolling average
 (persistence `rolling_persistence`, started at 1.5 x the first loss, its previous value at 2 x),
 and the fit stops after the epoch in which the rolling average rose, or after `max_epochs`. Adam's
 state carries over from fit to fit, as the reference's optimiser.
@@ -97,7 +97,8 @@ def make_train(config: GrBALConfig, family: TaskFamily, num_episodes: int | None
     capacity = config.initial_episodes + num_updates * config.episodes_per_iteration
     optimizer = optax.adam(config.learning_rate)
     dyn = M.make_dynamics(config.model, obs_size, act_size, tuple(config.hidden_sizes), config.activation,
-                          config.adapt_steps, config.step_size, config.meta, config.core_size)
+                          config.adapt_steps, config.step_size, config.meta, config.core_size,
+                          config.validation == "adapted")
 
     def init(key) -> TrainState:
         key_model, key = jax.random.split(key)
