@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/grbal_adaptation.py [--task pendulum] [--change-at 100] \
         [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--spread S] [--json FILE]
     .venv/bin/python benchmarks/grbal_adaptation.py --task point-robot-wind --presets wind --reverse \
-        --episodes 2 --change-at 10 --score-episode 1 --steps 0:20 --out grbal-wind-runs
+        --episodes 2 --change-at 10 --score-episode 1 --steps 0:20 --out grbal-wind-runs \
+        --planner method=cem,cem_iterations=4,elites=20
 
 Trains (or resumes, or reuses when complete) with `metarlkit train grbal`, on the family with no
 change inside an episode: GrBAL (`--preset cpu`, `--seeds` seeds), ReBAL (`--preset rebal-cpu`,
@@ -13,7 +14,8 @@ episodes). Then every agent is scored by the common
 evaluator on `--num-tasks` test tasks of `TASK:change_at=N` (1-episode trials; the dynamics
 change at trial step N to a second draw from the family's distribution, or with `--reverse` the
 wind reversed; `--episodes` episodes per trial), with `--step-range`, which gives each task's mean
-reward over the steps after the change in episode `--score-episode`: MB, MB+DE (the MB run with
+reward over the steps after the change in episode `--score-episode` (`--planner` sets the
+learned agents' evaluation-only planner options, and mpc's to match): MB, MB+DE (the MB run with
 `online_adaptation=true`), every seed of GrBAL and ReBAL, and `mpc` planning in the true model with
 the same planner as the learned agents (random shooting, the cpu preset's candidates and horizon).
 Per seed: the mean reward per step over the range; the paired difference with MB and its 95%
@@ -55,6 +57,8 @@ def main():
     parser.add_argument("--episodes", type=int, default=1, help="episodes per test trial")
     parser.add_argument("--score-episode", type=int, default=0, help="the episode whose steps are scored")
     parser.add_argument("--presets", default="", help="'wind': the cpu-wind presets")
+    parser.add_argument("--planner", default="", help="planner options for every agent at evaluation, e.g. "
+                                                      "method=cem,cem_iterations=4,elites=20")
     parser.add_argument("--spread", type=float, help="score on tasks of this parameter spread (training keeps the "
                                                      "family's own): larger changes, beyond the training range")
     parser.add_argument("--steps", default="125:175", help="START:STOP, the steps scored after the change")
@@ -78,7 +82,13 @@ def main():
     family = tasks.from_spec(f"{args.task}:change_at={args.change_at}{extra}")
     cpu = PRESETS[f"cpu{suffix}"]
     scored_episode = args.score_episode
-    reference = baselines.resolve(f"mpc:method=random,horizon=10,candidates={cpu['candidates']}", family, 1)
+    try:
+        planner = dict(kv.split("=", 1) for kv in args.planner.split(",") if kv)
+    except ValueError:
+        parser.error(f"--planner takes KEY=VALUE,...; got {args.planner!r}")
+    mpc_options = {"method": "random", "horizon": 10, "candidates": cpu["candidates"]}
+    mpc_options.update({"iterations" if k == "cem_iterations" else k: v for k, v in planner.items()})
+    reference = baselines.resolve("mpc:" + ",".join(f"{k}={v}" for k, v in mpc_options.items()), family, 1)
 
     def scored(agent, params, name):
         res = evaluate(agent, family, params, num_episodes=args.episodes, num_tasks=args.num_tasks, name=name,
@@ -86,7 +96,7 @@ def main():
         return res.range_reward[:, scored_episode]
 
     def run_agent(path, seed=0, **options):
-        trained = load(path, seed=seed, agent_options=options)
+        trained = load(path, seed=seed, agent_options={**planner, **options})
         return scored(trained.agent, trained.params, trained.name)
 
     mpc = scored(reference.agent, reference.params, "mpc")
@@ -112,7 +122,7 @@ def main():
         print(f"| {name} | {'-' if seed is None else seed} | {m:.4f} ± {h:.4f} | {d[0]:+.4f} ± {d[1]:.4f} | {gap} |",
               flush=True)
     finish(report, args.json, benchmark="grbal_adaptation", task=family.spec(), steps=list(step_range),
-           episodes=args.episodes, scored_episode=scored_episode,
+           episodes=args.episodes, scored_episode=scored_episode, planner=planner, mpc=reference.spec,
            num_tasks=args.num_tasks, seeds=args.seeds, runs={k: str(v) for k, v in runs.items()})
 
 
