@@ -51,7 +51,8 @@ def train(out: Path, name: str, preset: str, task: str, seeds: int) -> Path:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="pendulum", help="the family, trained without a change")
+    parser.add_argument("--task", default="pendulum", help="the family (a spec: pendulum:spread=2), trained without a "
+                                                           "change")
     parser.add_argument("--change-at", type=int, default=100, help="the trial step of the change")
     parser.add_argument("--reverse", action="store_true", help="point-robot-wind: the wind reverses at the change")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per test trial")
@@ -79,7 +80,7 @@ def main():
         runs["rebal"] = train(out, "rebal", f"rebal-cpu{suffix}", args.task, args.seeds)
 
     extra = ("" if args.spread is None else f",spread={args.spread:g}") + (",reverse=true" if args.reverse else "")
-    family = tasks.from_spec(f"{args.task}:change_at={args.change_at}{extra}")
+    family = tasks.from_spec(f"{args.task}{',' if ':' in args.task else ':'}change_at={args.change_at}{extra}")
     cpu = PRESETS[f"cpu{suffix}"]
     scored_episode = args.score_episode
     try:
