@@ -143,25 +143,23 @@ class GrBALConfig:
 
 
 # Named sets of overrides (`metarlkit train grbal --preset NAME`); flags given with a preset win.
+# This machine's CPU: a 64 x 64 model and 200 candidate sequences, 10 + 40 x 10 episodes.
+_CPU = {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40}
+# point-robot-wind's 20-step episodes: windows of 8 + 8 transitions fit an episode; 50 episodes
+# (1000 steps) per iteration, 50 + 40 x 50 episodes in all
+_WIND = {"adapt_steps": 8, "predict_steps": 8, "initial_episodes": 50, "episodes_per_iteration": 50}
+# GrBAL stops early on the adapted loss (on the pendulum it planned better than the reference's
+# unadapted one on each of 3 seeds: docs/grbal-results.md); MB is the same without meta-training
+# or online adaptation; ReBAL puts a 64-unit GRU before the 64 x 64 MLP
+_GRBAL, _MB, _REBAL = {"validation": "adapted"}, {"meta": False}, {"model": "recurrent", "core_size": 64}
 PRESETS: dict[str, dict] = {
     "paper": {},
-    # this machine's CPU: a 64 x 64 model and 200 candidate sequences, 10 + 40 x 10 episodes;
-    # early stopping on the adapted loss (on the pendulum it planned better than the reference's
-    # unadapted one on each of 3 seeds: docs/grbal-results.md)
-    "cpu": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40, "validation": "adapted"},
-    # MB on the same budget: the cpu preset without meta-training or online adaptation
-    "mb-cpu": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40, "meta": False},
-    # ReBAL on the cpu preset's budget: a 64-unit GRU before the 64 x 64 MLP
-    "rebal-cpu": {"model": "recurrent", "core_size": 64, "hidden_sizes": (64, 64), "candidates": 200, "iterations": 40},
-    # point-robot-wind (20-step episodes) on this machine's CPU: windows of 8 + 8 transitions fit
-    # an episode; 50 episodes (1000 steps) per iteration, 50 + 40 x 50 episodes in all
-    "cpu-wind": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40, "adapt_steps": 8, "predict_steps": 8,
-                 "initial_episodes": 50, "episodes_per_iteration": 50, "validation": "adapted"},
-    "mb-cpu-wind": {"hidden_sizes": (64, 64), "candidates": 200, "iterations": 40, "adapt_steps": 8, "predict_steps": 8,
-                    "initial_episodes": 50, "episodes_per_iteration": 50, "meta": False},
-    "rebal-cpu-wind": {"model": "recurrent", "core_size": 64, "hidden_sizes": (64, 64), "candidates": 200,
-                       "iterations": 40, "adapt_steps": 8, "predict_steps": 8, "initial_episodes": 50,
-                       "episodes_per_iteration": 50},
+    "cpu": {**_CPU, **_GRBAL},
+    "mb-cpu": {**_CPU, **_MB},
+    "rebal-cpu": {**_CPU, **_REBAL},
+    "cpu-wind": {**_CPU, **_WIND, **_GRBAL},
+    "mb-cpu-wind": {**_CPU, **_WIND, **_MB},
+    "rebal-cpu-wind": {**_CPU, **_WIND, **_REBAL},
     # a run of seconds through every part of training
     "tiny": {"hidden_sizes": (8,), "core_size": 8, "adapt_steps": 4, "predict_steps": 4, "meta_batch": 4, "max_epochs": 2,
              "iterations": 2, "initial_episodes": 2, "episodes_per_iteration": 2, "horizon": 3, "candidates": 8,

@@ -19,10 +19,10 @@ the meta-loss (GrBAL: the loss on the last K of the model adapted on the first M
 model conditioned on its GRU's reading of the first M) or the plain loss over the whole window
 (MB); after each epoch, the validation loss on as many held-out batches (MB, and GrBAL by
 default: the unadapted loss, as the reference's `self.loss`; GrBAL with `validation=adapted` and
-ReBAL: the training loss, as the reference's recurrent model validates its predictions) updates a rolling average
-(persistence `rolling_persistence`, started at 1.5 x the first loss, its previous value at 2 x),
-and the fit stops after the epoch in which the rolling average rose, or after `max_epochs`. Adam's
-state carries over from fit to fit, as the reference's optimiser.
+ReBAL: the training loss, as the reference's recurrent model validates its predictions) updates
+a rolling average (persistence `rolling_persistence`, started at 1.5 x the first loss, its
+previous value at 2 x), and the fit stops after the epoch in which the rolling average rose, or
+after `max_epochs`. Adam's state carries over from fit to fit, as the reference's optimiser.
 
 A run's env steps count whole episodes of the family's horizon (an episode that ends early counts
 its horizon: an upper bound).
