@@ -562,3 +562,18 @@ def test_normalized_actions_map_the_policy_box_onto_the_family_box():
     init, run_chunk = seeded(train)
     _, metrics = run_chunk(init(jax.random.PRNGKey(0)[None]), 1)
     assert all(np.all(np.isfinite(np.asarray(v))) for v in metrics.values())
+
+
+def test_eval_trajectories_is_an_evaluation_only_option_of_a_trained_run():
+    from pathlib import Path
+
+    from metarlkit.experiment import load
+    from metarlkit.experiment.rundir import RunDirError
+
+    run = Path(__file__).parent / "data" / "legacy_runs" / "maml-navigation"
+    plain, wider = load(run), load(run, agent_options={"eval_trajectories": "4"})
+    assert plain.agent.parallel_episodes == 2 and wider.agent.parallel_episodes == 4
+    assert wider.hyperparameters["agent_options"] == {"eval_trajectories": 4}
+    assert wider.name.endswith(",eval_trajectories=4")
+    with pytest.raises(RunDirError, match="inner_lr"):
+        load(run, agent_options={"inner_lr": "0.2"})
