@@ -37,7 +37,7 @@ from _report import finish
 
 from metarlkit import evaluate, tasks
 from metarlkit.algos.maml import losses
-from metarlkit.algos.maml.agent import MAMLState, make_agent, record
+from metarlkit.rl.adaptation_agent import MAMLState, make_agent, record
 from metarlkit.algos.maml.convert import load_pytorch_maml_rl
 from metarlkit.rl.optim import fit_linear_baseline, linear_baseline_features, linear_baseline_values
 from metarlkit.rl.returns import discounted_returns, gae

@@ -233,7 +233,7 @@ def test_inner_step_equals_the_reference_formula(weighting):
         agent = maml.make_agent(obs_size=2, num_actions=2, horizon=h, continuous=True, activation="tanh",
                                 trajectories=n, inner_lrs=(lr,), inner_estimator="vpg", gamma=gamma, gae_lambda=1.0,
                                 action_bounds=((-0.1, -0.1), (0.1, 0.1)), weighting=weighting)
-        from metarlkit.algos.maml.agent import MAMLState
+        from metarlkit.rl.adaptation_agent import MAMLState
 
         state = MAMLState(policy=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), params),
                           steps_done=jnp.zeros(n, jnp.int32), obs=jnp.asarray(obs), action=jnp.asarray(action),
@@ -530,7 +530,7 @@ def test_normalized_actions_map_the_policy_box_onto_the_family_box():
     the learner records the policy's own actions, the ones the environment got scaled."""
     import dataclasses
 
-    from metarlkit.algos.maml.agent import record
+    from metarlkit.rl.adaptation_agent import record
     from metarlkit.nets.mlp import env_action
     from metarlkit.trial import run_trial
 

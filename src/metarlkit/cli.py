@@ -624,10 +624,15 @@ def cmd_record(args) -> int:
     if not args.out.endswith(".npz"):
         raise UsageError(f"--out {args.out!r}: a recording is a NumPy archive; give a name ending in .npz")
     _check_output(args.out, "--out")
+    if args.train_tasks and args.physics:
+        raise UsageError("--physics sets one task's parameters; --train-tasks records the family's training tasks: "
+                         "give one of them")
     args.split, args.num_tasks, args.json, args.plot, args.chunk_size = "test", 1, None, None, None
     family, episodes, (entry,) = _prepare_agents(args.agent, args)
     agent, params, name, _, _ = entry.resolve(args)
     key_task, key_env, key_agent = jax.random.split(jax.random.PRNGKey(args.seed), 3)
+    if args.train_tasks:
+        return _record_train_tasks(args, family, episodes, agent, params, name, key_env, key_agent)
     if args.distribution is not None:
         task = family.sample_task(key_task, args.distribution)
     else:
@@ -648,6 +653,38 @@ def cmd_record(args) -> int:
     print(f"recorded {episodes} episodes of {name} on {family.spec()}"
           + (f" ({', '.join(f'{k}={v:.4g}' for k, v in meta['parameters'].items())})" if parameters else ""))
     print(f"returns        {', '.join(f'{r:.1f}' for r in returns)}; {int(rec.valid.sum())} transitions")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _record_train_tasks(args, family, episodes, agent, params, name, key_env, key_agent) -> int:
+    """`record --train-tasks N`: one trial on each of the first N training tasks, one file."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from metarlkit import recording
+    from metarlkit.tasks.tasksets import check_split, split_tasks
+    from metarlkit.trial import run_trials
+    from metarlkit.utils import software_provenance
+
+    n = args.train_tasks
+    try:
+        check_split("train", n, family)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    tasks = split_tasks(family, "train", jnp.arange(n, dtype=jnp.uint32))
+    play = jax.jit(lambda p, t: run_trials(family, agent, p, t, jax.random.split(key_env, n),
+                                           jax.random.split(key_agent, n), episodes, transitions=True))
+    rec = jax.tree_util.tree_map(np.asarray, play(params, tasks))
+    meta = {"task": family.spec(), "task_version": family.version, "episodes": episodes, "agent": name,
+            "seed": args.seed, "train_tasks": n, "provenance": software_provenance()}
+    action = rec.action.astype(np.float32 if family.continuous else np.int32)
+    recording.save(args.out, recording.Recording(rec.obs, action, rec.next_obs, rec.reward, rec.valid, meta))
+    returns = (rec.reward * rec.valid).sum(-1)
+    print(f"recorded {episodes} episodes of {name} on each of the first {n} training tasks of {family.spec()}")
+    print(f"returns        mean {returns.mean():.2f} (per task {returns.mean(-1).min():.2f} .. "
+          f"{returns.mean(-1).max():.2f}); {int(rec.valid.sum())} transitions")
     print(f"wrote {args.out}")
     return 0
 
@@ -995,6 +1032,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "from the family's distribution with --seed)")
     p.add_argument("--episodes", type=_positive_int, default=5, metavar="N", help="episodes to record, one trial (default 5)")
     p.add_argument("--seed", type=_seed, default=0, help="draws the task's free parameters, the starts and the agent's noise")
+    p.add_argument("--train-tasks", type=_positive_int, metavar="N",
+                   help="record a trial on each of the first N tasks of the family's 'train' split instead of one "
+                        "task (demonstrations, e.g. for 'train gmps --demos FILE')")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="the recording to write")
     p.set_defaults(func=cmd_record)
 

@@ -12,8 +12,13 @@ a NumPy `.npz` archive:
   meta       a JSON string: format, task spec and version, the task's parameters where the family
              has them (for reports only: a learner reads the transitions), agent, seed, episodes
 
-`load` checks everything against the family before anything uses it: a file that cannot be read is
-reported as damaged, a file of another family or of other shapes as such, in one line.
+A *task-set recording* (`metarlkit record --train-tasks N`: demonstrations for GMPS) holds one
+trial on each of the first N tasks of the family's 'train' split, with a leading task axis on every
+array ([N, E, H, ...]) and `train_tasks`: N in `meta`; `load_task_set` reads it.
+
+`load` and `load_task_set` check everything against the family before anything uses it: a file
+that cannot be read is reported as damaged, a file of another family or of other shapes as such,
+in one line.
 """
 
 from __future__ import annotations
@@ -61,6 +66,26 @@ def save(path: str | os.PathLike, rec: Recording) -> None:
 def load(path: str | os.PathLike, family) -> Recording:
     """The recording in `path`, checked against `family`. Raises ValueError (one line) when the file
     is missing, damaged, of another family, or of shapes the family does not have."""
+    return _load(path, family, 2)
+
+
+def load_task_set(path: str | os.PathLike, family, num_tasks: int) -> Recording:
+    """A task-set recording ([T, E, H, ...] arrays) in `path`, checked against `family`, cut to its
+    first `num_tasks` tasks. Raises ValueError (one line) as `load`, and when it holds fewer tasks."""
+    rec = _load(path, family, 3)
+    if rec.meta.get("train_tasks") != rec.valid.shape[0]:
+        raise ValueError(f"{path} is not a recording of training tasks; write one with 'metarlkit record "
+                         f"--train-tasks N'")
+    if rec.valid.shape[0] < num_tasks:
+        raise ValueError(f"{path} records {rec.valid.shape[0]} training tasks; this run needs {num_tasks} (record "
+                         f"them with 'metarlkit record --train-tasks {num_tasks}')")
+    if not rec.valid[:num_tasks].any(axis=(1, 2)).all():
+        raise ValueError(f"{path}: some of the first {num_tasks} training tasks hold no transitions")
+    return Recording(*(x[:num_tasks] for x in rec[:5]), rec.meta)
+
+
+def _load(path, family, ndim: int) -> Recording:
+    """The recording in `path` with `valid` of `ndim` axes ([E, H] or [T, E, H]), checked."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)
@@ -82,8 +107,15 @@ def load(path: str | os.PathLike, family) -> Recording:
         raise ValueError(f"{path} was recorded on {meta.get('task')}, not on {family.name}; record the target on "
                          f"the family the run trains on")
     obs, action, next_obs, reward, valid = (arrays[name] for name in ARRAYS)
-    if valid.ndim != 2 or valid.dtype != np.bool_ or valid.shape[1] != family.horizon:
-        raise ValueError(f"{path}: 'valid' is {valid.dtype}{list(valid.shape)}, expected bool[episodes, "
+    if ndim == 3 and valid.ndim == 2 and "train_tasks" not in meta:
+        raise ValueError(f"{path} is a recording of one task, not a recording of training tasks; write one with "
+                         f"'metarlkit record --train-tasks N'")
+    if ndim == 2 and "train_tasks" in meta:
+        raise ValueError(f"{path} records {meta['train_tasks']} training tasks; give a recording of one task "
+                         f"(metarlkit record without --train-tasks)")
+    if valid.ndim != ndim or valid.dtype != np.bool_ or valid.shape[-1] != family.horizon:
+        axes = "tasks, episodes" if ndim == 3 else "episodes"
+        raise ValueError(f"{path}: 'valid' is {valid.dtype}{list(valid.shape)}, expected bool[{axes}, "
                          f"{family.horizon}] for {family.name}")
     lead = valid.shape
     action_shape = tuple(family.action_shape) if family.continuous else ()

@@ -23,7 +23,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "r
 
 
 def init_mlp_policy(key: jax.Array, obs_size: int, hidden: tuple[int, ...], num_outputs: int, *,
-                    continuous: bool, init_log_std: float = 0.0) -> dict[str, jax.Array]:
+                    continuous: bool, init_log_std: float = 0.0, bias_input: int = 0) -> dict[str, jax.Array]:
     """Glorot-uniform weights and zero biases (as pytorch-maml-rl's policies); a state-independent
     log standard deviation `init_log_std` for a Gaussian policy.
 
@@ -32,8 +32,11 @@ def init_mlp_policy(key: jax.Array, obs_size: int, hidden: tuple[int, ...], num_
       hidden: units of each hidden layer, e.g. (64, 64).
       num_outputs: discrete actions (logits), or the action dimension D of a Gaussian.
       continuous: add the Gaussian's `log_std` parameter.
+      bias_input: size of a learnt input vector `bias_input` (initialised to ones) read beside the
+        observation by the first layer: the "bias transformation" (Finn, Yu et al. 2017), which
+        gives an inner gradient step a direct handle on the first layer's bias (GMPS); 0: none.
     """
-    sizes = (obs_size, *hidden, num_outputs)
+    sizes = (obs_size + bias_input, *hidden, num_outputs)
     params = {}
     keys = jax.random.split(key, len(sizes) - 1)
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -42,6 +45,8 @@ def init_mlp_policy(key: jax.Array, obs_size: int, hidden: tuple[int, ...], num_
         params[f"b{i}"] = jnp.zeros((n_out,), jnp.float32)
     if continuous:
         params["log_std"] = jnp.full((num_outputs,), init_log_std, jnp.float32)
+    if bias_input:
+        params["bias_input"] = jnp.ones((bias_input,), jnp.float32)
     return params
 
 
@@ -51,9 +56,13 @@ def num_layers(params: dict) -> int:
 
 def mlp(params: dict[str, jax.Array], x: jax.Array, activation: str = "relu") -> jax.Array:
     """The network's output [..., out] at x [..., in]: the affine layers `w0, b0, ...` with
-    `activation` between them and none after the last."""
+    `activation` between them and none after the last; a `bias_input` vector, when the params
+    have one, is appended to every input (`init_mlp_policy`)."""
     act = ACTIVATIONS[activation]
     h = x.astype(jnp.float32)
+    if "bias_input" in params:
+        extra = params["bias_input"]
+        h = jnp.concatenate([h, jnp.broadcast_to(extra, h.shape[:-1] + extra.shape)], axis=-1)
     n = num_layers(params)
     for i in range(n):
         h = h @ params[f"w{i}"] + params[f"b{i}"]
@@ -83,3 +92,12 @@ def env_action(u: jax.Array, bounds: tuple | None, normalize: bool = True) -> ja
         return u
     low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
     return low + (u + 1.0) * (0.5 * (high - low))
+
+
+def policy_action(a: jax.Array, bounds: tuple | None, normalize: bool = True) -> jax.Array:
+    """The policy's `u` for the environment's action `a`: the inverse of `env_action` (an
+    expert's action in the units the policy acts in)."""
+    if bounds is None or not normalize:
+        return a
+    low, high = (jnp.asarray(b, jnp.float32) for b in bounds)
+    return (a - low) / (0.5 * (high - low)) - 1.0

@@ -147,14 +147,23 @@ def inner_loss(params, data: Processed, *, estimator: str, activation: str, gamm
     raise ValueError(f"unknown inner estimator {estimator!r}")
 
 
-def adapt(params, batches: Processed, lrs: tuple[float, ...], *, estimator: str, activation: str,
+def gradient_step(params, grads, lr):
+    """params - lr * grads, where `lr` is one step size (a number or a scalar array) or a pytree of
+    per-parameter step sizes shaped like `params` (learnt step sizes, as Meta-SGD and GMPS)."""
+    if isinstance(lr, dict):
+        return jax.tree_util.tree_map(lambda p, g, a: p - a * g, params, grads, lr)
+    return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+
+def adapt(params, batches: Processed, lrs: tuple, *, estimator: str, activation: str,
           gamma: float, weighting: str, first_order: bool):
     """phi after len(lrs) inner steps: phi_k = phi_{k-1} - lrs[k] * grad L_inner(phi_{k-1}; batch k).
 
     Args:
       params: theta.
       batches: Processed with a leading step axis [K, ...]: batch k was sampled with phi_{k-1}.
-      lrs: the step size of each step (static).
+      lrs: the step size of each step: numbers (static), or per-parameter step sizes
+        (`gradient_step`).
       first_order: treat each inner gradient as a constant (first-order MAML): the meta-gradient
         is then the outer gradient at phi, carried back to theta unchanged.
     """
@@ -166,5 +175,5 @@ def adapt(params, batches: Processed, lrs: tuple[float, ...], *, estimator: str,
         grads = grad_fn(phi, batch)
         if first_order:
             grads = jax.lax.stop_gradient(grads)
-        phi = jax.tree_util.tree_map(lambda p, g: p - lr * g, phi, grads)
+        phi = gradient_step(phi, grads, lr)
     return phi

@@ -1,7 +1,7 @@
 """MAML-RL: meta-learn a policy initialisation from which a few policy-gradient steps solve a new task
 (Finn et al. 2017), with its variants' estimators (ProMP's LVC, DiCE) and outer optimisers (TRPO, PPO)."""
 
-from metarlkit.algos.maml.agent import make_agent
+from metarlkit.rl.adaptation_agent import make_agent
 from metarlkit.algos.maml.config import PRESETS, MAMLConfig, default_preset
 from metarlkit.algos.maml.convert import from_pytorch_maml_rl, load_pytorch_maml_rl
 from metarlkit.algos.maml.train import TrainState, check, default_episodes, make_train

@@ -30,7 +30,7 @@ import optax
 from metarlkit.algos.common import chunking
 from metarlkit.algos.registry import Train, single_phase
 from metarlkit.algos.maml import losses
-from metarlkit.algos.maml.agent import make_agent, record
+from metarlkit.rl.adaptation_agent import check_rounds, make_agent, record
 from metarlkit.algos.maml.config import MAMLConfig
 from metarlkit.nets.mlp import init_mlp_policy
 from metarlkit.rl.optim import trpo_step
@@ -86,11 +86,7 @@ def default_episodes(config: MAMLConfig | None = None) -> int:
 
 def check(config: MAMLConfig, family: TaskFamily, num_episodes: int) -> None:
     """Raises a one-line ValueError when the evaluation trial cannot be whole rounds."""
-    family.check_episodes(num_episodes)
-    if num_episodes % config.eval_trajectories:
-        raise ValueError(f"evaluation trials of {num_episodes} episodes are not whole rounds of "
-                         f"{config.eval_trajectories} (eval_trajectories); give --eval-trajectories a divisor "
-                         f"of --episodes")
+    check_rounds(config.eval_trajectories, family, num_episodes)
 
 
 def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None = None,

@@ -1,9 +1,11 @@
-"""The MAML-adapted policy as an AdaptiveAgent: its adaptation state is the policy's parameters.
+"""The policy adapted by policy-gradient steps (MAML-RL's, and GMPS's) as an AdaptiveAgent: its
+adaptation state is the policy's parameters.
 
 The agent plays a trial in rounds of `trajectories` parallel episodes under a frozen policy
 (`parallel_episodes`); at the end of each round it takes one inner policy-gradient step on that
 round's episodes: round 0 is the meta-learnt theta, round k the policy after k steps. Training
-rolls out with this same agent, so what is trained is what is evaluated.
+rolls out with this same agent, so what is trained is what is evaluated, and every algorithm
+that meta-learns such a policy is scored the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from metarlkit.agents import AdaptiveAgent
-from metarlkit.rl.adaptation import Episodes, inner_loss, process
+from metarlkit.rl.adaptation import Episodes, gradient_step, inner_loss, process
 from metarlkit.nets.mlp import env_action, mlp_policy
 
 
@@ -44,8 +46,10 @@ def record(state: MAMLState, transition) -> tuple[jax.Array, jax.Array]:
 def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, activation: str,
                trajectories: int, inner_lrs: tuple[float, ...], inner_estimator: str, gamma: float,
                gae_lambda: float, action_bounds: tuple | None = None, weighting: str = "episode",
-               normalize_actions: bool = False) -> AdaptiveAgent:
-    """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict).
+               normalize_actions: bool = False, learned_step_sizes: bool = False) -> AdaptiveAgent:
+    """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict), or with
+    `learned_step_sizes` {"policy": theta, "step_sizes": per-parameter step sizes shaped like
+    theta} (GMPS; every inner step then uses the learnt step sizes, and `inner_lrs` is unused).
 
     Args:
       num_actions: discrete actions, or the action dimension (continuous).
@@ -82,7 +86,7 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
 
     def init(params, key, num_episodes):
         del key, num_episodes
-        return empty_buffer(params, jnp.int32(0))
+        return empty_buffer(params["policy"] if learned_step_sizes else params, jnp.int32(0))
 
     def act(params, state, obs, key):
         del params
@@ -103,14 +107,23 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
 
     def end_episode(params, states, round_index, key):
         """One inner step on the round's episodes (`states` stacked [P, ...])."""
-        del params, round_index, key
+        del round_index, key
         episodes = Episodes(states.obs, states.action, states.reward, states.valid)
         policy = jax.tree_util.tree_map(lambda x: x[0], states.policy)  # the same in every episode
         steps_done = states.steps_done[0]
         grads = grad_fn(policy, process(episodes, gamma, gae_lambda, weighting))
-        lr = lrs[jnp.minimum(steps_done, lrs.shape[0] - 1)]
-        policy = jax.tree_util.tree_map(lambda p, g: p - lr * g, policy, grads)
-        return empty_buffer(policy, steps_done + 1)
+        lr = params["step_sizes"] if learned_step_sizes else lrs[jnp.minimum(steps_done, lrs.shape[0] - 1)]
+        return empty_buffer(gradient_step(policy, grads, lr), steps_done + 1)
 
     return AdaptiveAgent(init=init, act=act, observe=observe, end_episode=end_episode,
                          parallel_episodes=trajectories)
+
+
+def check_rounds(eval_trajectories: int, family, num_episodes: int) -> None:
+    """Raises a one-line ValueError when an evaluation trial of `num_episodes` cannot be whole
+    rounds of `eval_trajectories`."""
+    family.check_episodes(num_episodes)
+    if num_episodes % eval_trajectories:
+        raise ValueError(f"evaluation trials of {num_episodes} episodes are not whole rounds of "
+                         f"{eval_trajectories} (eval_trajectories); give --eval-trajectories a divisor "
+                         f"of --episodes")
