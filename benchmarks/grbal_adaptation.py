@@ -1,7 +1,8 @@
 """GrBAL against MB, MB+DE, ReBAL and the true-model planner after a change of dynamics.
 
     .venv/bin/python benchmarks/grbal_adaptation.py [--task pendulum] [--change-at 100] \
-        [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--spread S] [--json FILE]
+        [--steps 125:175] [--num-tasks 100] [--seeds 3] [--out grbal-runs] [--skip rebal] [--spread S] [--json FILE] \
+        [--meta-options step_size=0.02]
     .venv/bin/python benchmarks/grbal_adaptation.py --task point-robot-wind --presets wind --reverse \
         --episodes 2 --change-at 10 --score-episode 1 --steps 0:20 --out grbal-wind-runs \
         --planner method=cem,cem_iterations=4,elites=20
@@ -18,6 +19,8 @@ reward over the steps after the change in episode `--score-episode` (`--planner`
 learned agents' evaluation-only planner options, and mpc's to match): MB, MB+DE (the MB run with
 `online_adaptation=true`), every seed of GrBAL and ReBAL, and `mpc` planning in the true model with
 the same planner as the learned agents (random shooting, the cpu preset's candidates and horizon).
+`--meta-options` adds evaluation-only options to the meta-trained runs (GrBAL and ReBAL) only,
+e.g. the inner step size they adapt with.
 Per seed: the mean reward per step over the range; the paired difference with MB and its 95%
 interval (over tasks); and (agent - MB) / (true-model mpc - MB) with a 95% percentile interval
 from a paired bootstrap over tasks.
@@ -60,6 +63,8 @@ def main():
     parser.add_argument("--presets", default="", help="'wind': the cpu-wind presets")
     parser.add_argument("--planner", default="", help="planner options for every agent at evaluation, e.g. "
                                                       "method=cem,cem_iterations=4,elites=20")
+    parser.add_argument("--meta-options", default="", help="evaluation-only options of the GrBAL and ReBAL runs "
+                                                           "only, e.g. step_size=0.02")
     parser.add_argument("--spread", type=float, help="score on tasks of this parameter spread (training keeps the "
                                                      "family's own): larger changes, beyond the training range")
     parser.add_argument("--steps", default="125:175", help="START:STOP, the steps scored after the change")
@@ -85,8 +90,9 @@ def main():
     scored_episode = args.score_episode
     try:
         planner = dict(kv.split("=", 1) for kv in args.planner.split(",") if kv)
+        meta_options = dict(kv.split("=", 1) for kv in args.meta_options.split(",") if kv)
     except ValueError:
-        parser.error(f"--planner takes KEY=VALUE,...; got {args.planner!r}")
+        parser.error(f"--planner and --meta-options take KEY=VALUE,...; got {args.planner!r}, {args.meta_options!r}")
     mpc_options = {"method": "random", "horizon": 10, "candidates": cpu["candidates"]}
     mpc_options.update({"iterations" if k == "cem_iterations" else k: v for k, v in planner.items()})
     reference = baselines.resolve("mpc:" + ",".join(f"{k}={v}" for k, v in mpc_options.items()), family, 1)
@@ -105,7 +111,8 @@ def main():
     rows = [("mpc (true model)", None, mpc), ("MB", 0, mb), ("MB+DE", 0, run_agent(runs["mb"], online_adaptation="true"))]
     for name in ("grbal", "rebal"):
         if name in runs:
-            rows += [(name.replace("grbal", "GrBAL").replace("rebal", "ReBAL"), s, run_agent(runs[name], s))
+            rows += [(name.replace("grbal", "GrBAL").replace("rebal", "ReBAL"), s,
+                      run_agent(runs[name], s, **meta_options))
                      for s in range(args.seeds)]
     print(f"\n{family.spec()}, {args.num_tasks} test tasks, mean reward per step over steps "
           f"{step_range[0]}-{step_range[1] - 1} of episode {scored_episode + 1} of {args.episodes}; "
@@ -123,7 +130,8 @@ def main():
         print(f"| {name} | {'-' if seed is None else seed} | {m:.4f} ± {h:.4f} | {d[0]:+.4f} ± {d[1]:.4f} | {gap} |",
               flush=True)
     finish(report, args.json, benchmark="grbal_adaptation", task=family.spec(), steps=list(step_range),
-           episodes=args.episodes, scored_episode=scored_episode, planner=planner, mpc=reference.spec,
+           episodes=args.episodes, scored_episode=scored_episode, planner=planner, meta_options=meta_options,
+           mpc=reference.spec,
            num_tasks=args.num_tasks, seeds=args.seeds, runs={k: str(v) for k, v in runs.items()})
 
 

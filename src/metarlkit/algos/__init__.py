@@ -22,7 +22,7 @@ from metarlkit.algos.registry import (
 from metarlkit.algos.registry import _REGISTRY
 
 # One line per built-in algorithm folder (metarlkit.algos.<name> registers itself on import).
-BUILTIN = ("rl2", "maml", "epopt", "pearl", "grbal")
+BUILTIN = ("rl2", "maml", "epopt", "pearl", "grbal", "gmps")
 
 _loaded = False
 
