@@ -327,3 +327,20 @@ def test_sac_experts_learn_from_the_dense_reward_and_fill_their_buffers():
     np.testing.assert_array_equal(buffer.size, 2 * family.horizon)
     assert np.all(np.asarray(buffer.reward)[:, :2 * family.horizon] < 0)
     assert np.all(np.isfinite(metrics["expert_q_loss"]))
+
+
+def test_expert_improvement_alternates_with_imitation():
+    """With expert_improvement k, each imitation iteration first runs k SAC expert iterations: the
+    buffers grow by k episodes per task per iteration, and those steps are counted."""
+    config = _config(experts="sac", expert_improvement=2)
+    trainer = G.make_train(config, NAV)
+    sac_phase, imitation = trainer.phases[0], trainer.phases[-1]
+    assert imitation.steps_per_update == (config.meta_batch * 2 * config.trajectories * NAV.horizon
+                                          + 2 * config.train_tasks * NAV.horizon)
+    state = trainer.init(jax.random.PRNGKey(0))
+    state, _ = jax.jit(lambda s: sac_phase.run_chunk(s, 1))(state)
+    state, metrics = jax.jit(lambda s: imitation.run_chunk(s, 1))(state)
+    np.testing.assert_array_equal(state.expert.buffer.size, 3 * NAV.horizon)
+    assert "expert_return" in metrics
+    with pytest.raises(ValueError, match="use it with experts=sac"):
+        _config(expert_improvement=1)

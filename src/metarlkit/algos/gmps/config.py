@@ -30,7 +30,7 @@ class GMPSConfig:
         "hidden_sizes": 4096, "bias_transform": 256, "trajectories": 10_000, "eval_trajectories": 10_000,
         "meta_batch": 10_000, "train_tasks": 100_000, "expert_episodes": 10_000, "adam_steps": 100_000,
         "expert_iterations": 10**6, "expert_train_steps": 10**6, "expert_batch_size": 65_536,
-        "expert_hidden_sizes": 4096,
+        "expert_hidden_sizes": 4096, "expert_improvement": 10**6,
         "iterations": 10**6, "seed": 2**31 - 1, "seeds": 1024, "checkpoint_iterations": 10**6}
 
     hidden_sizes: tuple[int, ...] = (100, 100)
@@ -77,6 +77,10 @@ class GMPSConfig:
     expert_iterations: int = 100
     """experts=sac: iterations of the expert phase; each plays one episode of every training task
     (on the dense reward where the family reports one) and takes expert_train_steps SAC steps."""
+    expert_improvement: int = 0
+    """experts=sac: SAC expert iterations before each imitation iteration, the paper's alternation
+    of expert improvement and meta-imitation (0: the experts stay as their phase left them, as the
+    reference code's)."""
     expert_train_steps: int = 100
     """experts=sac: SAC gradient steps per expert iteration."""
     expert_batch_size: int = 16
@@ -146,8 +150,13 @@ class GMPSConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(f"{name} must be a whole number >= 1, got {value!r}")
-        if not isinstance(self.bias_transform, int) or self.bias_transform < 0:
-            fail(f"bias_transform must be a whole number >= 0, got {self.bias_transform!r}")
+        if self.expert_improvement and self.experts != "sac":
+            fail(f"expert_improvement trains SAC experts between iterations: use it with experts=sac "
+                 f"(got experts={self.experts})")
+        for name in ("bias_transform", "expert_improvement"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                fail(f"{name} must be a whole number >= 0, got {value!r}")
         if not self.meta_lr > 0:
             fail(f"meta_lr must be > 0, got {self.meta_lr!r}")
         if not self.inner_lr >= 0:

@@ -2,14 +2,19 @@
 Search"; reference code russellmendonca/GMPS): experts solve the training tasks, then one policy is
 meta-trained by supervised imitation through MAML's inner policy-gradient step.
 
-Two phases, each compiled whole:
+Up to three phases, each compiled whole:
 
+  experts-sac  (experts=sac) `expert_iterations` updates of the SAC expert (`experts.py`): one
+             episode of every training task into its replay buffer, then SAC gradient steps;
   experts    one update, when the imitation needs the experts' own trajectories: every training
-             task's expert plays (experts=oracle: the family's task-aware controller) or is read
-             (experts=demos: the first `expert_episodes` episodes per task of a task-set
-             recording) into the train state, `expert_episodes` per task; their env steps count.
-             A run started from another's state (`--init-from`) has them and skips it.
+             task's expert plays (the oracle, or the SAC expert acting deterministically) or is
+             read (experts=demos: the first `expert_episodes` episodes per task of a task-set
+             recording) into the train state, `expert_episodes` per task;
+             every expert env step counts; a run started from another's state (`--init-from`)
+             has its experts and skips both;
   imitation  `iterations` updates, each:
+             0. with experts=sac and `expert_improvement` k > 0, k more SAC expert iterations (the
+                paper's alternation of expert improvement and meta-imitation);
              1. `meta_batch` distinct training tasks; on each, the MAML agent (`rl.adaptation_agent`,
                 the agent evaluation scores) plays `trajectories` episodes with theta (and, with
                 imitation_states=dagger, `trajectories` more with the adapted policy);
@@ -173,8 +178,12 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
     dagger, sac = config.dagger, config.experts == "sac"
     expert_chunk = min(config.expert_iterations, 25)
     expert_updates = math.ceil(config.expert_iterations / expert_chunk) * expert_chunk
-    # every task gets one episode per expert iteration: its buffer holds them all
-    expert_capacity = replay.capacity_for(expert_updates * T * H, T, 10**6, slack=1.0)
+    per_chunk = min(config.checkpoint_iterations, config.iterations)
+    num_updates = math.ceil(config.iterations / per_chunk) * per_chunk
+    # every task gets one episode per expert iteration (its phase's and the improvement's between
+    # imitation iterations): its buffer holds them all, up to oyster's 1e6
+    expert_capacity = replay.capacity_for((expert_updates + config.expert_improvement * num_updates) * T * H, T,
+                                          10**6, slack=1.0)
     rounds = 2 if dagger else 1
     bounds, normalize = family.action_box(), bool(config.normalize_actions)
     train_agent = make_agent(**agent_args(config, family, P))
@@ -270,6 +279,8 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
         return data, old_logp, Demonstrations(states, labels, valid), jnp.sum(rec.reward, axis=-1), index
 
     def imitation_update(state: TrainState, _):
+        if config.expert_improvement:  # the paper's alternation: the experts improve, then imitation
+            state, expert_metrics = jax.lax.scan(sac_update, state, None, length=config.expert_improvement)
         key, key_collect = jax.random.split(state.key)
         data, old_logp, imitate, returns, _ = collect(state, key_collect)
         states, labels, valid = imitate
@@ -291,6 +302,8 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
                    "return_before": jnp.mean(returns[:, :P])}
         if dagger:
             metrics["return_after"] = jnp.mean(returns[:, P:])
+        if config.expert_improvement:
+            metrics["expert_return"] = expert_metrics["expert_return"][-1]
         return state._replace(params=params, opt_state=opt_state, key=key, update=state.update + 1), metrics
 
     def chunk_of(update):
@@ -298,15 +311,14 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
             return jax.lax.scan(update, state, None, length=num)
         return run_chunk
 
-    per_chunk = min(config.checkpoint_iterations, config.iterations)
-    num_updates = math.ceil(config.iterations / per_chunk) * per_chunk
     phases = []
     if sac:
         phases.append(Phase("experts-sac", chunk_of(sac_update), expert_updates, expert_chunk, T * H,
                             first_start_only=True))
     if not dagger:
         phases.append(Phase("experts", chunk_of(experts_update), 1, 1, T * E * H, first_start_only=True))
-    phases.append(Phase("imitation", chunk_of(imitation_update), num_updates, per_chunk, M * rounds * P * H))
+    phases.append(Phase("imitation", chunk_of(imitation_update), num_updates, per_chunk,
+                        M * rounds * P * H + config.expert_improvement * T * H))
 
     return Train(init, tuple(phases), eval_agent, eval_args,
                  trained_params=lambda state: agent_params(config, state.params),
