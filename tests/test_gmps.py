@@ -344,3 +344,24 @@ def test_expert_improvement_alternates_with_imitation():
     assert "expert_return" in metrics
     with pytest.raises(ValueError, match="use it with experts=sac"):
         _config(expert_improvement=1)
+
+
+def test_the_adapted_policy_samples_with_the_scaled_spread():
+    """adapted_std_scale multiplies the Gaussian's standard deviation once an inner step is taken
+    (the reference's post-update sampling), never before it."""
+    from metarlkit.rl.adaptation_agent import make_agent
+
+    args = {**G.agent_args(_config(adapted_std_scale=1e-3), NAV, 2), "normalize_actions": False}
+    agent = make_agent(**args)
+    theta = init_mlp_policy(jax.random.PRNGKey(0), 2, (8,), 2, continuous=True)
+    state = agent.init(theta, jax.random.PRNGKey(1), 2)
+    keys = jax.random.split(jax.random.PRNGKey(2), 2000)
+
+    def spread(s):
+        actions = jax.vmap(lambda k: agent.act(theta, s, jnp.zeros(2), k)[0])(keys)
+        return float(jnp.std(actions))
+
+    before = spread(state)
+    assert 0.8 < before < 1.2  # std 1 (log_std 0), unscaled
+    adapted = state._replace(steps_done=jnp.int32(1))
+    np.testing.assert_allclose(spread(adapted), before * 1e-3, rtol=0.1)

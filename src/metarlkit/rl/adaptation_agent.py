@@ -11,6 +11,7 @@ that meta-learns such a policy is scored the same way.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -46,7 +47,8 @@ def record(state: MAMLState, transition) -> tuple[jax.Array, jax.Array]:
 def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, activation: str,
                trajectories: int, inner_lrs: tuple[float, ...], inner_estimator: str, gamma: float,
                gae_lambda: float, action_bounds: tuple | None = None, weighting: str = "episode",
-               normalize_actions: bool = False, learned_step_sizes: bool = False) -> AdaptiveAgent:
+               normalize_actions: bool = False, learned_step_sizes: bool = False,
+               adapted_std_scale: float = 1.0) -> AdaptiveAgent:
     """The MAML AdaptiveAgent; `params` is theta (a `nets.mlp` params dict), or with
     `learned_step_sizes` {"policy": theta, "step_sizes": per-parameter step sizes shaped like
     theta} (GMPS; every inner step then uses the learnt step sizes, and `inner_lrs` is unused).
@@ -62,6 +64,9 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
       weighting: the inner loss's mean over steps (`rl.adaptation.step_mean`), and the weighting
         its advantages are normalised under (`rl.adaptation.process`); 'episode' for run
         directories saved before the option existed.
+      adapted_std_scale: a Gaussian policy's standard deviation is multiplied by this once it has
+        taken an inner step (the GMPS reference code samples its adapted policy with 1e-5 of
+        theta's spread: explore before the step, act on it after); 1: the policy as it is.
 
     Cached, so every agent of one configuration shares compiled evaluation programs.
     """
@@ -91,7 +96,10 @@ def make_agent(obs_size: int, num_actions: int, horizon: int, continuous: bool, 
     def act(params, state, obs, key):
         del params
         obs = jnp.ravel(obs).astype(jnp.float32)
-        action = mlp_policy(state.policy, obs, activation).sample(key)
+        dist = mlp_policy(state.policy, obs, activation)
+        if continuous and adapted_std_scale != 1.0:
+            dist = dist._replace(log_std=dist.log_std + jnp.where(state.steps_done > 0, math.log(adapted_std_scale), 0.0))
+        action = dist.sample(key)
         return env_action(action, action_bounds, normalize_actions), state._replace(last_obs=obs, last_action=action.astype(action_dtype))
 
     def observe(params, state, transition):

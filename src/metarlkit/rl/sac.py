@@ -46,7 +46,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from metarlkit.nets.squashed import TanhGaussian
+from metarlkit.nets.squashed import TanhGaussian, mlp, tanh_gaussian_head
 
 Params = Any  # a pytree of arrays
 
@@ -174,3 +174,18 @@ def polyak(target: Params, online: Params, tau: float) -> Params:
     """The Polyak average (1 - tau) * target + tau * online, leaf by leaf (oyster's
     `soft_update_from_to`, applied to the target V after each V step)."""
     return jax.tree_util.tree_map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def mlp_q(params: Params, obs: jax.Array, action: jax.Array) -> jax.Array:
+    """A Q network as oyster's: an MLP (`nets.squashed.mlp`) over [obs, action], one output."""
+    return mlp(params, jnp.concatenate([obs, action]))[0]
+
+
+def mlp_v(params: Params, obs: jax.Array) -> jax.Array:
+    """A state-value network: an MLP over obs, one output."""
+    return mlp(params, obs)[0]
+
+
+def mlp_policy(params: Params, obs: jax.Array) -> TanhGaussian:
+    """A tanh-Gaussian policy: an MLP over obs whose 2D outputs are the pre-tanh mean and log-std."""
+    return tanh_gaussian_head(mlp(params, obs))

@@ -26,7 +26,7 @@ ALGORITHM = register(Algorithm(
     finite_metrics=("loss",),
     divergence_hint="meta_lr or inner_lr",
     action_spaces=("continuous",),
-    agent_options=("eval_trajectories",),
+    agent_options=("eval_trajectories", "adapted_std_scale"),
 ))
 
 __all__ = ["ALGORITHM", "Config", "GMPSConfig", "PRESETS", "TrainState", "check", "default_episodes", "load_demos",

@@ -54,6 +54,11 @@ class GMPSConfig:
     bias_transform: int = 0
     """Size of a learnt input vector beside the observation (the reference's bias transformation,
     latent 4 in 'fullAda_Bias'), adapted by the inner step with the weights; 0: none."""
+    adapted_std_scale: float = 1.0
+    """The adapted policy samples with this times its standard deviation (after an inner step, in
+    training's post-update episodes and at evaluation): the reference code's post_std_modifier
+    1e-5 (near-deterministic after adaptation, theta's spread kept for exploring before it);
+    1: the policy's own. An evaluation-only option of a trained run."""
     trajectories: int = 20
     """Episodes per task for the inner step during meta-training (sampled in parallel)."""
     eval_trajectories: int = 40
@@ -157,6 +162,8 @@ class GMPSConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 fail(f"{name} must be a whole number >= 0, got {value!r}")
+        if not 0 < self.adapted_std_scale <= 1:
+            fail(f"adapted_std_scale must be in (0, 1], got {self.adapted_std_scale!r}")
         if not self.meta_lr > 0:
             fail(f"meta_lr must be > 0, got {self.meta_lr!r}")
         if not self.inner_lr >= 0:
@@ -186,8 +193,11 @@ PRESETS: dict[str, dict] = {
     # bias transformation of size 4 ('fullAda_Bias'), 50 trajectories per inner step.
     "paper": {"learned_step_sizes": True, "bias_transform": 4, "trajectories": 50},
     # This 2-core CPU: half the tasks per iteration (20) and a tenth of the Adam steps (50), 60
-    # iterations; each Adam step recomputes 20 tasks' second-order inner steps, the cost of a run.
-    "cpu": {"meta_batch": 20, "adam_steps": 50, "iterations": 60, "checkpoint_iterations": 10},
+    # iterations (each Adam step recomputes 20 tasks' second-order inner steps: the cost of a run);
+    # the paper's likelihood loss, which learns the adapted policy's spread, at a smaller Adam step
+    # (at 1e-3 it diverged); SAC experts for 50 iterations (docs/gmps-results.md).
+    "cpu": {"meta_batch": 20, "adam_steps": 50, "iterations": 60, "checkpoint_iterations": 10,
+            "imitation_loss": "likelihood", "meta_lr": 3e-4, "expert_iterations": 50},
     # A run of seconds through every part of training: the registry's smoke test.
     "tiny": {"hidden_sizes": (8,), "trajectories": 2, "eval_trajectories": 2, "train_tasks": 4, "meta_batch": 2,
              "expert_episodes": 2, "adam_steps": 2, "iterations": 2, "checkpoint_iterations": 1,

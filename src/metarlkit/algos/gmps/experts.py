@@ -18,7 +18,7 @@ import optax
 
 from metarlkit.agents import AdaptiveAgent, no_end_episode
 from metarlkit.nets.mlp import env_action, policy_action
-from metarlkit.nets.squashed import init_mlp, mlp, tanh_gaussian_head
+from metarlkit.nets.squashed import init_mlp
 from metarlkit.rl import replay, sac
 
 LEARNING_RATE = 3e-4  # oyster's, for every network
@@ -39,7 +39,7 @@ def task_features(task) -> jax.Array:
 
 
 def _policy(policy, obs, feats):
-    return tanh_gaussian_head(mlp(policy, jnp.concatenate([obs, feats])))
+    return sac.mlp_policy(policy, jnp.concatenate([obs, feats]))
 
 
 def make_expert_agent(bounds, deterministic: bool) -> AdaptiveAgent:
@@ -112,15 +112,7 @@ def gradient_step(state: ExpertState, key, task_feats: jax.Array, *, batch_size:
     flat = replay.Transitions(with_task(batch.obs), batch.action.reshape(rows, -1), batch.reward.reshape(rows),
                               with_task(batch.next_obs), batch.terminated.reshape(rows))
 
-    def q_apply(params, obs, action):
-        return mlp(params, jnp.concatenate([obs, action]))[0]
-
-    def v_apply(params, obs):
-        return mlp(params, obs)[0]
-
-    def policy_apply(params, obs):
-        return tanh_gaussian_head(mlp(params, obs))
-
+    q_apply, v_apply, policy_apply = sac.mlp_q, sac.mlp_v, sac.mlp_policy
     qs = (nets["q1"], nets["q2"])
     (q_loss, q_stats), g_q = jax.value_and_grad(sac.q_loss, has_aux=True)(
         qs, nets["v_target"], flat, q_apply=q_apply, v_apply=v_apply, discount=discount, reward_scale=reward_scale)

@@ -91,7 +91,8 @@ def agent_args(config: GMPSConfig, family: TaskFamily, trajectories: int) -> dic
             "activation": config.activation, "trajectories": trajectories, "inner_lrs": (config.inner_lr,),
             "inner_estimator": "vpg", "gamma": config.gamma, "gae_lambda": config.gae_lambda,
             "action_bounds": family.action_box(), "weighting": config.weighting,
-            "normalize_actions": bool(config.normalize_actions), "learned_step_sizes": bool(config.learned_step_sizes)}
+            "normalize_actions": bool(config.normalize_actions), "learned_step_sizes": bool(config.learned_step_sizes),
+            "adapted_std_scale": float(config.adapted_std_scale)}
 
 
 def default_episodes(config: GMPSConfig | None = None) -> int:
@@ -237,6 +238,7 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
         return state._replace(key=key, expert=expert), {"expert_return": jnp.mean(jnp.sum(rec.reward, -1)), **metrics}
 
     def experts_update(state: TrainState, _):
+        metrics = {}
         if config.experts == "demos":
             demos = jax.tree_util.tree_map(jnp.asarray, load_demos(config, family))
         else:
@@ -253,7 +255,8 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
                              jax.random.split(key_env, T), jax.random.split(key_agent, T), E, transitions=True)
             demos = Demonstrations(rec.obs.reshape(rec.obs.shape[:3] + (-1,)),
                                    policy_action(rec.action.astype(jnp.float32), bounds, normalize), rec.valid)
-        return state._replace(experts=demos), {"expert_steps": jnp.sum(demos.valid).astype(jnp.float32)}
+            metrics["expert_return"] = jnp.mean(jnp.sum(rec.reward, -1))
+        return state._replace(experts=demos), {"expert_steps": jnp.sum(demos.valid).astype(jnp.float32), **metrics}
 
     def collect(state: TrainState, key):
         """The iteration's fixed data: per task [M], the pre-update episodes (processed), their

@@ -43,7 +43,7 @@ from metarlkit.algos.pearl import context as C
 from metarlkit.algos.pearl.agent import make_agent, record
 from metarlkit.algos.pearl.config import PEARLConfig
 from metarlkit.algos.registry import Phase, Train
-from metarlkit.nets.squashed import init_mlp, mlp, tanh_gaussian_head
+from metarlkit.nets.squashed import init_mlp, mlp
 from metarlkit.rl import replay, sac
 from metarlkit.tasks.base import TaskFamily
 from metarlkit.trial import TaskSource, run_trials
@@ -118,14 +118,7 @@ def make_train(config: PEARLConfig, family: TaskFamily, num_episodes: int | None
     hidden = tuple(config.hidden_sizes)
     optimizer = optax.adam(config.learning_rate)
 
-    def q_apply(params, obs, action):
-        return mlp(params, jnp.concatenate([obs, action]))[0]
-
-    def v_apply(params, obs):
-        return mlp(params, obs)[0]
-
-    def policy_apply(params, obs):
-        return tanh_gaussian_head(mlp(params, obs))
+    q_apply, v_apply, policy_apply = sac.mlp_q, sac.mlp_v, sac.mlp_policy
 
     def init(key) -> TrainState:
         keys = jax.random.split(key, 6)
