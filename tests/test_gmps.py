@@ -365,3 +365,23 @@ def test_the_adapted_policy_samples_with_the_scaled_spread():
     assert 0.8 < before < 1.2  # std 1 (log_std 0), unscaled
     adapted = state._replace(steps_done=jnp.int32(1))
     np.testing.assert_allclose(spread(adapted), before * 1e-3, rtol=0.1)
+
+
+def test_validation_keeps_the_best_theta():
+    """With validation_tasks, each iteration scores its theta after one inner step on validation
+    tasks (counted in the env steps) and the trained agent runs the best theta so far."""
+    config = _config(validation_tasks=2)
+    trainer = G.make_train(config, NAV)
+    imitation = trainer.phases[-1]
+    assert imitation.steps_per_update == (config.meta_batch + 2) * 2 * config.trajectories * NAV.horizon
+    state = trainer.init(jax.random.PRNGKey(0))
+    state, metrics = jax.jit(lambda s: imitation.run_chunk(s, 2))(state)
+    returns = np.asarray(metrics["validation_return"])
+    assert float(state.best_return) == pytest.approx(returns.max())
+    first = trainer.init(jax.random.PRNGKey(0)).params["policy"]
+    chosen = trainer.trained_params(state)
+    # the first validation scores the initial theta; the best is the initial or the once-updated theta
+    if returns[0] >= returns[1]:
+        np.testing.assert_array_equal(chosen["w0"], first["w0"])
+    else:
+        assert not np.array_equal(chosen["w0"], first["w0"]) and not np.array_equal(chosen["w0"], state.params["policy"]["w0"])

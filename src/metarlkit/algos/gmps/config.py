@@ -30,7 +30,7 @@ class GMPSConfig:
         "hidden_sizes": 4096, "bias_transform": 256, "trajectories": 10_000, "eval_trajectories": 10_000,
         "meta_batch": 10_000, "train_tasks": 100_000, "expert_episodes": 10_000, "adam_steps": 100_000,
         "expert_iterations": 10**6, "expert_train_steps": 10**6, "expert_batch_size": 65_536,
-        "expert_hidden_sizes": 4096, "expert_improvement": 10**6,
+        "expert_hidden_sizes": 4096, "expert_improvement": 10**6, "validation_tasks": 100_000,
         "iterations": 10**6, "seed": 2**31 - 1, "seeds": 1024, "checkpoint_iterations": 10**6}
 
     hidden_sizes: tuple[int, ...] = (100, 100)
@@ -108,6 +108,10 @@ class GMPSConfig:
     importance_weights: bool = True
     """Weight the inner policy gradient by pi_theta / pi_theta_old at each Adam step (the sampling
     policy is the iteration's first theta), as the reference; off: the plain REINFORCE loss."""
+    validation_tasks: int = 0
+    """Score each iteration's theta on the first N tasks of the family's validation split (one
+    trial each: `trajectories` episodes, an inner step, `trajectories` more; env steps counted) and
+    keep the theta with the best return after the step as the trained agent (0: the last theta)."""
     meta_lr: float = 1e-3
     """Adam step size of the outer loss (the reference's optimiser takes TensorFlow's default 1e-3;
     its meta_step_size 0.01 is never read)."""
@@ -158,7 +162,7 @@ class GMPSConfig:
         if self.expert_improvement and self.experts != "sac":
             fail(f"expert_improvement trains SAC experts between iterations: use it with experts=sac "
                  f"(got experts={self.experts})")
-        for name in ("bias_transform", "expert_improvement"):
+        for name in ("bias_transform", "expert_improvement", "validation_tasks"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 fail(f"{name} must be a whole number >= 0, got {value!r}")

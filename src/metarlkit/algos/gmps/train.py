@@ -13,7 +13,9 @@ Up to three phases, each compiled whole:
              every expert env step counts; a run started from another's state (`--init-from`)
              has its experts and skips both;
   imitation  `iterations` updates, each:
-             0. with experts=sac and `expert_improvement` k > 0, k more SAC expert iterations (the
+             0. with `validation_tasks` N > 0, the current theta's return after one inner step on
+                the first N validation tasks (the best theta so far is the trained agent's); with
+                experts=sac and `expert_improvement` k > 0, k more SAC expert iterations (the
                 paper's alternation of expert improvement and meta-imitation);
              1. `meta_batch` distinct training tasks; on each, the MAML agent (`rl.adaptation_agent`,
                 the agent evaluation scores) plays `trajectories` episodes with theta (and, with
@@ -78,6 +80,8 @@ class TrainState(NamedTuple):
     expert: X.ExpertState | None  # the SAC expert (experts=sac), else None
     key: jax.Array
     update: jax.Array  # int32, imitation iterations done
+    best_params: dict  # the params with the best validation return after the step (validation_tasks)
+    best_return: jax.Array  # float32, that return (-inf before the first validation)
 
 
 def _sizes(family: TaskFamily) -> tuple[int, int]:
@@ -208,7 +212,8 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
             task_size = X.task_features(jax.tree_util.tree_map(lambda x: x[0], source.tasks(jnp.zeros(1, jnp.uint32))))
             expert = X.init_expert(key_expert, obs_size, task_size.shape[0], action_size,
                                    tuple(config.expert_hidden_sizes), T, expert_capacity)
-        return TrainState(params, optimizer.init(params), experts, expert, key, jnp.int32(0))
+        return TrainState(params, optimizer.init(params), experts, expert, key, jnp.int32(0), params,
+                          jnp.float32(-jnp.inf))
 
     def expert_label(state: TrainState, task, obs, t):
         """The expert's action at a visited state, in the policy's units (DAgger)."""
@@ -281,7 +286,25 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
             states, labels, valid = (x[index] for x in state.experts)
         return data, old_logp, Demonstrations(states, labels, valid), jnp.sum(rec.reward, axis=-1), index
 
+    def validate(state: TrainState, key):
+        """The return after one inner step of the current params on the validation tasks, and the
+        state with the best params so far."""
+        from metarlkit.tasks.tasksets import split_tasks
+
+        n = config.validation_tasks
+        key_env, key_agent = jax.random.split(key)
+        rec = run_trials(family, train_agent, agent_params(config, state.params),
+                         split_tasks(family, "validation", jnp.arange(n, dtype=jnp.uint32)),
+                         jax.random.split(key_env, n), jax.random.split(key_agent, n), 2 * P)
+        after = jnp.mean(jnp.sum(rec.reward[:, P:], axis=-1))
+        better = after > state.best_return
+        best = jax.tree_util.tree_map(lambda b, p: jnp.where(better, p, b), state.best_params, state.params)
+        return state._replace(best_params=best, best_return=jnp.maximum(after, state.best_return)), after
+
     def imitation_update(state: TrainState, _):
+        if config.validation_tasks:  # this iteration's theta, before its update
+            key, key_valid = jax.random.split(state.key)
+            state, valid_return = validate(state._replace(key=key), key_valid)
         if config.expert_improvement:  # the paper's alternation: the experts improve, then imitation
             state, expert_metrics = jax.lax.scan(sac_update, state, None, length=config.expert_improvement)
         key, key_collect = jax.random.split(state.key)
@@ -307,6 +330,8 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
             metrics["return_after"] = jnp.mean(returns[:, P:])
         if config.expert_improvement:
             metrics["expert_return"] = expert_metrics["expert_return"][-1]
+        if config.validation_tasks:
+            metrics["validation_return"] = valid_return
         return state._replace(params=params, opt_state=opt_state, key=key, update=state.update + 1), metrics
 
     def chunk_of(update):
@@ -321,9 +346,10 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
     if not dagger:
         phases.append(Phase("experts", chunk_of(experts_update), 1, 1, T * E * H, first_start_only=True))
     phases.append(Phase("imitation", chunk_of(imitation_update), num_updates, per_chunk,
-                        M * rounds * P * H + config.expert_improvement * T * H))
+                        M * rounds * P * H + config.expert_improvement * T * H + config.validation_tasks * 2 * P * H))
 
     return Train(init, tuple(phases), eval_agent, eval_args,
-                 trained_params=lambda state: agent_params(config, state.params),
+                 trained_params=lambda state: agent_params(
+                     config, state.best_params if config.validation_tasks else state.params),
                  current_params=lambda state: state.params,
                  extras={"train_agent": train_agent, "collect": collect})
