@@ -223,10 +223,14 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
             action = family.oracle_action(task, obs, t)
         return policy_action(action, bounds, normalize)
 
+    def every_task():
+        """All training tasks, batched (the experts' trials cover each)."""
+        return source.tasks(jnp.arange(T, dtype=jnp.uint32))
+
     def sac_update(state: TrainState, _):
         """One iteration of the SAC expert: an episode of every training task, then gradient steps."""
         key, key_env, key_agent, key_steps = jax.random.split(state.key, 4)
-        every = source.tasks(jnp.arange(T, dtype=jnp.uint32))
+        every = every_task()
         rec = run_trials(family, X.make_expert_agent(bounds, False), state.expert.nets["policy"], every,
                          jax.random.split(key_env, T), jax.random.split(key_agent, T), 1, transitions=True)
         if family.reports_dense_reward:  # the expert learns from the dense reward, as PEARL's critic
@@ -250,13 +254,13 @@ def make_train(config: GMPSConfig, family: TaskFamily, num_episodes: int | None 
             from metarlkit import baselines
 
             if sac:
-                agent, agent_params_ = X.make_expert_agent(bounds, True), state.expert.nets["policy"]
+                expert, expert_params = X.make_expert_agent(bounds, True), state.expert.nets["policy"]
             else:
                 oracle = baselines.resolve("oracle", family, E)
-                agent, agent_params_ = oracle.agent, oracle.params
+                expert, expert_params = oracle.agent, oracle.params
             key, key_env, key_agent = jax.random.split(state.key, 3)
             state = state._replace(key=key)
-            rec = run_trials(family, agent, agent_params_, source.tasks(jnp.arange(T, dtype=jnp.uint32)),
+            rec = run_trials(family, expert, expert_params, every_task(),
                              jax.random.split(key_env, T), jax.random.split(key_agent, T), E, transitions=True)
             demos = Demonstrations(rec.obs.reshape(rec.obs.shape[:3] + (-1,)),
                                    policy_action(rec.action.astype(jnp.float32), bounds, normalize), rec.valid)
