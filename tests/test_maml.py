@@ -577,3 +577,34 @@ def test_eval_trajectories_is_an_evaluation_only_option_of_a_trained_run():
     assert wider.name.endswith(",eval_trajectories=4")
     with pytest.raises(RunDirError, match="inner_lr"):
         load(run, agent_options={"inner_lr": "0.2"})
+
+
+def test_adapted_std_scale_narrows_the_evaluated_agent_only_after_a_step():
+    """An evaluation-only option of a trained run (a run from before the option loads with it):
+    the adapted policy samples with the scaled spread once it has taken an inner step, never
+    before it, and meta-training's agent keeps the policy's own spread."""
+    from pathlib import Path
+
+    from metarlkit.experiment import load
+    from metarlkit.experiment.rundir import RunDirError
+
+    run = Path(__file__).parent / "data" / "legacy_runs" / "maml-navigation"
+    plain, narrow = load(run), load(run, agent_options={"adapted_std_scale": "0.01"})
+    assert narrow.hyperparameters["agent_options"] == {"adapted_std_scale": 0.01}
+    keys = jax.random.split(jax.random.PRNGKey(2), 1000)
+
+    def spread(trained, steps_done):
+        state = trained.agent.init(trained.params, jax.random.PRNGKey(1), trained.num_episodes)
+        state = state._replace(steps_done=jnp.int32(steps_done))
+        obs = jnp.zeros(trained.family.obs_shape)
+        return float(jnp.std(jax.vmap(lambda k: trained.agent.act(trained.params, state, obs, k)[0])(keys)))
+
+    assert spread(narrow, 0) == pytest.approx(spread(plain, 0))
+    assert spread(narrow, 1) < 0.05 * spread(plain, 1)
+    with pytest.raises(RunDirError, match=r"adapted_std_scale must be in \(0, 1\]"):
+        load(run, agent_options={"adapted_std_scale": "0"})
+    config = maml.MAMLConfig(hidden_sizes=(8,), eval_trajectories=2, adapted_std_scale=0.01)
+    family = load(run).family
+    trainer = maml.make_train(config, family, 4)
+    assert trainer.agent_args["adapted_std_scale"] == 0.01
+    assert "adapted_std_scale" not in maml.train.agent_args(config, family, 2, 1)

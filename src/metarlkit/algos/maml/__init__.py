@@ -25,7 +25,7 @@ ALGORITHM = register(Algorithm(
     progress_metric="return_after",
     finite_metrics=("loss", "grad_norm"),
     divergence_hint="inner_lr, max_kl or outer_lr",
-    agent_options=("eval_trajectories",),
+    agent_options=("eval_trajectories", "adapted_std_scale"),
 ))
 
 __all__ = ["ALGORITHM", "Config", "MAMLConfig", "PRESETS", "TrainState", "check", "default_episodes",

@@ -56,6 +56,11 @@ class MAMLConfig:
     """Episodes per round (per inner step) when the trained agent is evaluated: 40 as the MAML
     paper's evaluation; on bandits with one-pull episodes, the pulls between inner steps (the
     evaluation trial's length, --episodes, must be a multiple)."""
+    adapted_std_scale: float = 1.0
+    """Evaluation only: the trained agent's adapted policy samples with this times its standard
+    deviation once it has taken an inner step (continuous actions); meta-training's post-update
+    episodes keep the policy's own spread, since the outer gradient is taken through them. 1: the
+    policy's own. An evaluation-only option of a trained run (`RUN:adapted_std_scale=0.3`)."""
     meta_batch: int = 20
     """Tasks per meta-iteration."""
     meta_iterations: int = 500
@@ -125,6 +130,8 @@ class MAMLConfig:
                               ("line_search", LINE_SEARCHES), ("weighting", WEIGHTINGS)):
             if getattr(self, name) not in allowed:
                 fail(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 < self.adapted_std_scale <= 1:
+            fail(f"adapted_std_scale must be in (0, 1], got {self.adapted_std_scale!r}")
         for name in ("inner_steps", "trajectories", "eval_trajectories", "meta_batch", "meta_iterations", "cg_iterations",
                      "line_search_steps", "ppo_epochs", "seeds", "checkpoint_iterations"):
             value = getattr(self, name)

@@ -112,7 +112,8 @@ def make_train(config: MAMLConfig, family: TaskFamily, num_episodes: int | None 
     rounds = K + 1
     lrs = config.inner_lrs()
     train_agent = make_agent(**agent_args(config, family, P, K))
-    eval_args = agent_args(config, family, config.eval_trajectories, max(1, num_episodes // config.eval_trajectories - 1))
+    eval_args = {**agent_args(config, family, config.eval_trajectories, max(1, num_episodes // config.eval_trajectories - 1)),
+                 "adapted_std_scale": float(config.adapted_std_scale)}
     eval_agent = make_agent(**eval_args)
     per_chunk, num_updates = chunking(config.meta_iterations, config.checkpoint_iterations, 1)
     steps_per_update = M * rounds * P * H
