@@ -1,8 +1,8 @@
 """PEARL's posterior over the latent task variable, episode by episode, on the sparse point robot.
 
-    .venv/bin/python benchmarks/pearl_posterior.py --run RUN [--agent-options prior_episodes=5] \
+    .venv/bin/python benchmarks/pearl_posterior.py --run RUN [--update U] [--agent-options prior_episodes=5] \
         [--task point-navigation:variant=sparse] [--episodes 10] [--num-tasks 1000] [--show 3] \
-        [--out pearl-posterior.png] [--json FILE]
+        [--goal-fit] [--out pearl-posterior.png] [--json FILE]
 
 Plays one trial of `--episodes` episodes on each of the first `--num-tasks` test tasks with the
 trained agent (the rollout path of evaluation, `trial.run_trials`) and reads the agent's posterior
@@ -12,7 +12,9 @@ averaged over the trials that have found the goal before that episode and over t
 not, and the fraction of trials that have found it. The figure shows that spread (left) and, for
 `--show` tasks, the posterior's mean ± one standard deviation per latent dimension episode by
 episode, with the episodes in which the goal was reached marked (right). "Found" means a
-positive sparse reward (within 0.2 of the goal) at some step.
+positive sparse reward (within 0.2 of the goal) at some step. `--goal-fit` (families whose tasks
+are goals) adds, per episode, how much of the goal the posterior's mean says: the R^2 of a least-
+squares fit of each goal coordinate on the mean, its squares and a constant, over the test tasks.
 """
 
 from __future__ import annotations
@@ -67,6 +69,18 @@ def summarise(mean, var, success):
     return rows
 
 
+def goal_fit(mean, goals):
+    """Per episode: R^2 (mean over the goal's coordinates) of goals [T, G] fitted on [z, z^2, 1]."""
+    fits = []
+    for e in range(mean.shape[1]):
+        z = mean[:, e].astype(np.float64)
+        x = np.concatenate([z, z**2, np.ones((len(z), 1))], axis=1)
+        coef, *_ = np.linalg.lstsq(x, goals, rcond=None)
+        r2 = 1 - ((x @ coef - goals) ** 2).sum(0) / ((goals - goals.mean(0)) ** 2).sum(0)
+        fits.append(float(np.mean(r2)))
+    return fits
+
+
 def plot(rows, mean, var, success, show: int, path: str, title: str) -> None:
     import matplotlib
 
@@ -103,6 +117,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a PEARL run directory")
     parser.add_argument("--seed-index", type=int, default=0, help="which seed of the run")
+    parser.add_argument("--update", type=int, help="a snapshot of a run trained with --snapshots")
+    parser.add_argument("--goal-fit", action="store_true", help="add the R^2 of the goal from the posterior mean")
     parser.add_argument("--agent-options", default="", help="evaluation-only options, e.g. prior_episodes=2")
     parser.add_argument("--task", default="point-navigation:variant=sparse")
     parser.add_argument("--episodes", type=int, default=10)
@@ -113,18 +129,25 @@ def main():
     args = parser.parse_args()
 
     _, options = parse_spec("x:" + args.agent_options if args.agent_options else "x")
-    trained = load(args.run, seed=args.seed_index, agent_options=options)
+    trained = load(args.run, seed=args.seed_index, agent_options=options, update=args.update)
     if trained.info["algorithm_name"] != "pearl":
         parser.error(f"{args.run} is a {trained.info['algorithm_name']} run; give a PEARL run")
     family = tasks.from_spec(args.task)
     mean, var, success = posteriors(trained, family, args.episodes, args.num_tasks)
     rows = summarise(mean, var, success)
+    if args.goal_fit:
+        chosen = task_set(family, "test", args.num_tasks)
+        if not isinstance(chosen, dict) or "goal" not in chosen:
+            parser.error(f"--goal-fit needs a family whose tasks are goals; {family.spec()}'s are not")
+        for row, r2 in zip(rows, goal_fit(mean, np.asarray(chosen["goal"], np.float64))):
+            row["goal_r2"] = r2
     print(f"{trained.name} on {family.spec()}, {args.num_tasks} test tasks")
-    print("| episode | found before | success | posterior std, found before | not found |")
-    print("|---|---|---|---|---|")
+    columns = ("found_before", "success", "spread_found", "spread_not_found") + (("goal_r2",) if args.goal_fit else ())
+    print("| episode | found before | success | posterior std, found before | not found |"
+          + (" goal R^2 from the mean |" if args.goal_fit else ""))
+    print("|---" * (len(columns) + 1) + "|")
     for r in rows:
-        cells = [f"{r[k]:.3f}" if r[k] is not None else "-" for k in ("found_before", "success", "spread_found",
-                                                                        "spread_not_found")]
+        cells = [f"{r[k]:.3f}" if r[k] is not None else "-" for k in columns]
         print(f"| {r['episode']} | " + " | ".join(cells) + " |")
     from metarlkit.plotting import short_agent_name
 
