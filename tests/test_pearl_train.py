@@ -105,7 +105,11 @@ def test_a_run_is_evaluated_with_other_evaluation_only_options(tiny_run):
 
     np.testing.assert_array_equal(returns(plain)[:, 0], returns(other)[:, 0])  # z from the prior in both
     assert not np.array_equal(returns(plain)[:, 1:], returns(other)[:, 1:])  # posterior against prior draws
-    with pytest.raises(RunDirError, match="takes the options seed, update, prior_episodes, posterior_update; got 'kl_weight'"):
+    sampled = load(path, agent_options={"deterministic_eval": "false"})
+    assert sampled.name.endswith(":seed=0,deterministic_eval=False")
+    assert not np.array_equal(returns(plain)[:, 0], returns(sampled)[:, 0])  # sampled actions from the first step
+    with pytest.raises(RunDirError, match="takes the options seed, update, prior_episodes, posterior_update, "
+                                          "deterministic_eval; got 'kl_weight'"):
         load(path, agent_options={"kl_weight": "2"})
     with pytest.raises(RunDirError, match="posterior_update"):
         load(path, agent_options={"posterior_update": "never"})

@@ -32,7 +32,7 @@ ALGORITHM = register(Algorithm(
     finite_metrics=("q_loss", "v_loss", "policy_loss"),
     divergence_hint="learning_rate",
     action_spaces=("continuous",),
-    agent_options=("prior_episodes", "posterior_update"),
+    agent_options=("prior_episodes", "posterior_update", "deterministic_eval"),
 ))
 
 __all__ = ["ALGORITHM", "Config", "PEARLConfig", "PRESETS", "TrainState", "make_agent", "make_train"]

@@ -8,7 +8,7 @@ trajectories are in, after each trajectory) or, as an option, after every step. 
 kept as running natural-parameter sums (`context.ContextSums`), updated in `observe` from the
 encoder's factor of each transition, so the state stays small however long the trial.
 
-At evaluation the policy acts deterministically (tanh of its mean), as oyster's
+At evaluation the policy acts deterministically (tanh of its mean) by default, as oyster's
 `eval_deterministic`; the training collection uses the same agent with sampled actions and a
 limit on which episodes feed the posterior (oyster's extra RL steps do not reach the encoder).
 The encoder sees the environment's reward: on a sparse family, the sparse one.

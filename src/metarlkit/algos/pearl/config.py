@@ -82,6 +82,9 @@ class PEARLConfig:
     (oyster's num_exp_traj_eval)."""
     posterior_update: str = "episode"
     """Evaluation: update the posterior after every 'episode' (oyster) or every 'step'."""
+    deterministic_eval: bool = True
+    """Evaluation: act with tanh of the policy's mean (oyster's eval_deterministic); false: sample
+    actions as in training."""
     seed: int = 0
     """Random seed of the first training seed; seed i of a run uses seed + i."""
     seeds: int = 1

@@ -83,7 +83,7 @@ def agent_args(config: PEARLConfig, family: TaskFamily) -> dict:
         "next_obs_in_context": uses_next_obs(config, family),
         "prior_episodes": config.prior_episodes,
         "posterior_update": config.posterior_update,
-        "deterministic": True,
+        "deterministic": bool(config.deterministic_eval),
         "action_bounds": family.action_box(),
     }
 
